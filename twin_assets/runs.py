@@ -1,0 +1,50 @@
+"""Running a job of the graph in-process for authors' partitions, as the CLI and the demo do."""
+
+from collections.abc import Callable
+
+import dagster as dg
+
+from twin_assets.definitions import build_definitions
+from twin_assets.instance import local_instance
+from twin_assets.partitions import authors
+from twin_resources import resources_from_env
+from twin_resources.documents import UserDocument
+from twin_resources.progress import TqdmProgress
+
+
+# The progress bar tells the story in a terminal; warnings (a failed link) and errors still print.
+QUIET_CONSOLE = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
+
+
+def run_job_for_authors(job_name: str, authors_to_run: list[UserDocument], run_config: dict | None = None,
+                        report: Callable[[str], None] = print) -> bool:
+    """Run `job_name` once per author with a progress bar; report one line each; True if all succeeded."""
+    instance = local_instance()
+    job = build_definitions({**resources_from_env(), "progress": TqdmProgress()}).resolve_job_def(job_name)
+    all_passed = True
+    for author in authors_to_run:
+        if not instance.has_dynamic_partition(authors.name, author.key):
+            instance.add_dynamic_partitions(authors.name, [author.key])
+        result = job.execute_in_process(partition_key=author.key, instance=instance, raise_on_error=False,
+                                        run_config={**QUIET_CONSOLE, **(run_config or {})})
+        all_passed &= result.success
+        report(summarize_run(author, result))
+    return all_passed
+
+
+def summarize_run(author: UserDocument, result: dg.ExecuteInProcessResult) -> str:
+    """One line: what each asset stored, or why the run failed."""
+    if not result.success:
+        failure = next((e for e in result.all_events if e.is_step_failure), None)
+        reason = failure.step_failure_data.error.message.strip().splitlines()[-1] if failure else "see its logs"
+        return f"{author.full_name}: run {result.run_id[:8]} failed: {reason}"
+    parts, failed = [], 0
+    for event in result.get_asset_materialization_events():
+        materialization = event.step_materialization_data.materialization
+        meta = {key: value.value for key, value in materialization.metadata.items()}
+        if "stored" in meta:
+            parts.append(f"{materialization.asset_key.to_user_string()} {meta['stored']} "
+                         f"({meta['new']} new, {meta['updated']} updated)")
+            failed += meta.get("failed_links", 0)
+    line = f"{author.full_name}: " + "; ".join(parts)
+    return line + (f"; {failed} links failed (see: twin links list)" if failed else "")

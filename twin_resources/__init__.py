@@ -1,0 +1,28 @@
+"""Resources own the outside world: each has an embedded default and a server mode chosen by settings."""
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+from twin_resources.http import HttpClient
+from twin_resources.progress import ProgressReporter
+from twin_resources.settings import env_or, twin_home
+from twin_resources.warehouse import Warehouse
+
+
+def resources_from_env() -> dict:
+    """The resources every code location and command uses, configured from the environment."""
+    return {
+        "warehouse": Warehouse(uri=env_or("MONGODB_URI", ""), home=env_or("TWIN_HOME", str(twin_home()))),
+        "http": HttpClient(),
+        "progress": ProgressReporter(),
+    }
+
+
+@contextmanager
+def warehouse_from_env() -> Iterator[Warehouse]:
+    """The configured warehouse, connected (EnvVars resolved), for code outside a Dagster run."""
+    with resources_from_env()["warehouse"].process_config_and_initialize_cm() as warehouse:
+        yield warehouse
+
+
+__all__ = ["HttpClient", "ProgressReporter", "Warehouse", "resources_from_env", "twin_home", "warehouse_from_env"]

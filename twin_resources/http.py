@@ -1,0 +1,148 @@
+"""A polite HTTP client for crawlers: timeouts, retries with backoff, a per-host rate limit,
+a clear user agent and robots.txt (RFC 9309) honoured."""
+
+import threading
+import time
+import urllib.robotparser
+from urllib.parse import urlsplit
+
+import charset_normalizer
+import dagster as dg
+import requests
+from pydantic import Field, PrivateAttr
+from requests.adapters import HTTPAdapter
+from urllib3.util.retry import Retry
+
+USER_AGENT = "LLMTwinBot/0.1 (+https://github.com/llm-twin/llm-twin; collects an author's own writing at their request)"
+RETRY_STATUSES = (429, 500, 502, 503, 504)
+
+
+class FetchError(RuntimeError):
+    """A page could not be fetched; the message is the one-line reason stored on the link."""
+
+
+class HostRateLimiter:
+    """Keeps at least `interval_s` between the starts of two requests to the same host."""
+
+    def __init__(self, interval_s: float):
+        self.interval_s = interval_s
+        self._next_slot: dict[str, float] = {}
+        self._lock = threading.Lock()
+
+    def wait(self, host: str) -> None:
+        with self._lock:
+            now = time.monotonic()
+            slot = max(now, self._next_slot.get(host, now))
+            self._next_slot[host] = slot + self.interval_s
+        if slot > now:
+            time.sleep(slot - now)
+
+
+class HttpClient(dg.ConfigurableResource):
+    """Fetches pages for the crawlers."""
+
+    user_agent: str = USER_AGENT
+    timeout_s: float = Field(default=15.0, description="connect and read timeout per request")
+    retries: int = Field(default=3, description="retries on connection errors, timeouts, 429 and 5xx")
+    backoff_s: float = Field(default=1.0, description="first retry delay; doubles each retry")
+    min_interval_s: float = Field(default=1.0, description="least time between two requests to one host")
+    max_bytes: int = Field(default=10_000_000, description="larger responses are refused")
+    respect_robots: bool = True
+
+    _session: requests.Session | None = PrivateAttr(default=None)
+    _limiter: HostRateLimiter | None = PrivateAttr(default=None)
+    _robots: dict = PrivateAttr(default_factory=dict)
+
+    def _client(self) -> requests.Session:
+        if self._session is None:
+            retry = Retry(total=self.retries, backoff_factor=self.backoff_s, status_forcelist=RETRY_STATUSES,
+                          allowed_methods=("GET", "HEAD"), raise_on_status=False,
+                          respect_retry_after_header=True, backoff_max=60)
+            session = requests.Session()
+            session.headers["User-Agent"] = self.user_agent
+            adapter = HTTPAdapter(max_retries=retry)
+            session.mount("http://", adapter)
+            session.mount("https://", adapter)
+            self._session = session
+            self._limiter = HostRateLimiter(self.min_interval_s)
+        return self._session
+
+    def _request(self, url: str) -> requests.Response:
+        session = self._client()
+        self._limiter.wait(urlsplit(url).netloc)
+        try:
+            response = session.get(url, timeout=self.timeout_s, stream=True)
+        except requests.exceptions.Timeout:
+            raise FetchError(f"timed out after {self.timeout_s:g}s: {url}") from None
+        except requests.exceptions.RetryError as error:
+            raise FetchError(f"gave up after {self.retries} retries: {url} ({error.args[0].reason})") from None
+        except requests.exceptions.ConnectionError as error:
+            raise FetchError(f"cannot connect: {url} ({_root_cause(error)})") from None
+        except requests.exceptions.RequestException as error:
+            raise FetchError(f"request failed: {url} ({error})") from None
+        return response
+
+    def allowed(self, url: str) -> bool:
+        """Whether robots.txt lets our user agent fetch `url` (4xx robots: all allowed; 5xx: none)."""
+        if not self.respect_robots:
+            return True
+        parts = urlsplit(url)
+        origin = f"{parts.scheme}://{parts.netloc}"
+        if origin not in self._robots:
+            self._robots[origin] = self._load_robots(origin)
+        return self._robots[origin].can_fetch(self.user_agent, url)
+
+    def _load_robots(self, origin: str) -> urllib.robotparser.RobotFileParser:
+        parser = urllib.robotparser.RobotFileParser(origin + "/robots.txt")
+        try:
+            response = self._request(origin + "/robots.txt")
+            status, text = response.status_code, response.text if response.status_code < 300 else ""
+        except FetchError:
+            status, text = 503, ""
+        if status >= 500:
+            parser.disallow_all = True
+        elif status >= 400:
+            parser.allow_all = True
+        else:
+            parser.parse(text.splitlines())
+        return parser
+
+    def fetch_html(self, url: str) -> tuple[str, str]:
+        """The HTML text of `url` and the final URL after redirects; `FetchError` on anything else."""
+        if not self.allowed(url):
+            raise FetchError(f"robots.txt disallows fetching {url}")
+        response = self._request(url)
+        with response:
+            if response.status_code >= 400:
+                raise FetchError(f"HTTP {response.status_code} {response.reason or ''}: {url}".replace("  ", " "))
+            content_type = response.headers.get("Content-Type", "").split(";")[0].strip().lower()
+            if content_type and content_type not in ("text/html", "application/xhtml+xml"):
+                raise FetchError(f"not an HTML page ({content_type}): {url}")
+            body = bytearray()
+            try:
+                for piece in response.iter_content(64 * 1024):
+                    body.extend(piece)
+                    if len(body) > self.max_bytes:
+                        raise FetchError(f"page larger than {self.max_bytes} bytes: {url}")
+            except requests.exceptions.RequestException as error:
+                raise FetchError(f"connection broke while reading {url} ({_root_cause(error)})") from None
+            declared = requests.utils.get_encoding_from_headers(response.headers)
+            if declared == "ISO-8859-1" and "charset" not in response.headers.get("Content-Type", "").lower():
+                declared = None  # requests' RFC 2616 default, not something the server said
+            return _decode(bytes(body), declared), response.url
+
+
+def _root_cause(error: BaseException) -> str:
+    while error.__cause__ or error.__context__:
+        error = error.__cause__ or error.__context__
+    return f"{type(error).__name__}: {error}"
+
+
+def _decode(body: bytes, declared: str | None) -> str:
+    """Decode with the declared charset; otherwise UTF-8, the web's default, before a guess."""
+    if declared:
+        return body.decode(declared, errors="replace")
+    try:
+        return body.decode("utf-8")
+    except UnicodeDecodeError:
+        return str(charset_normalizer.from_bytes(body).best() or body.decode("latin-1"))
