@@ -3,11 +3,10 @@
 import dagster as dg
 
 from twin_assets import collection
-from twin_assets.partitions import authors
 from twin_resources import resources_from_env
 
 # Everything built so far, end to end, for one author: the README's first command runs this.
-main_job = dg.define_asset_job("main_job", selection=dg.AssetSelection.all(), partitions_def=authors,
+main_job = dg.define_asset_job("main_job", selection=dg.AssetSelection.all(),
                                description="The whole graph for one author, from links onwards.")
 
 

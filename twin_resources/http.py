@@ -9,6 +9,7 @@ from urllib.parse import urlsplit
 import charset_normalizer
 import dagster as dg
 import requests
+import urllib3.exceptions
 from pydantic import Field, PrivateAttr
 from requests.adapters import HTTPAdapter
 from urllib3.util.retry import Retry
@@ -72,14 +73,12 @@ class HttpClient(dg.ConfigurableResource):
         self._limiter.wait(urlsplit(url).netloc)
         try:
             response = session.get(url, timeout=self.timeout_s, stream=True)
-        except requests.exceptions.Timeout:
-            raise FetchError(f"timed out after {self.timeout_s:g}s: {url}") from None
-        except requests.exceptions.RetryError as error:
-            raise FetchError(f"gave up after {self.retries} retries: {url} ({error.args[0].reason})") from None
-        except requests.exceptions.ConnectionError as error:
-            raise FetchError(f"cannot connect: {url} ({_root_cause(error)})") from None
         except requests.exceptions.RequestException as error:
-            raise FetchError(f"request failed: {url} ({error})") from None
+            if _is_timeout(error):
+                raise FetchError(f"timed out after {self.timeout_s:g}s: {url}") from None
+            if isinstance(error, requests.exceptions.ConnectionError):
+                raise FetchError(f"cannot connect: {url} ({_root_cause(error)})") from None
+            raise FetchError(f"request failed: {url} ({_root_cause(error)})") from None
         return response
 
     def allowed(self, url: str) -> bool:
@@ -94,11 +93,8 @@ class HttpClient(dg.ConfigurableResource):
 
     def _load_robots(self, origin: str) -> urllib.robotparser.RobotFileParser:
         parser = urllib.robotparser.RobotFileParser(origin + "/robots.txt")
-        try:
-            response = self._request(origin + "/robots.txt")
-            status, text = response.status_code, response.text if response.status_code < 300 else ""
-        except FetchError:
-            status, text = 503, ""
+        response = self._request(origin + "/robots.txt")  # unreachable host: its FetchError is the reason
+        status, text = response.status_code, response.text if response.status_code < 300 else ""
         if status >= 500:
             parser.disallow_all = True
         elif status >= 400:
@@ -114,7 +110,8 @@ class HttpClient(dg.ConfigurableResource):
         response = self._request(url)
         with response:
             if response.status_code >= 400:
-                raise FetchError(f"HTTP {response.status_code} {response.reason or ''}: {url}".replace("  ", " "))
+                retried = f" (after {self.retries} retries)" if response.status_code in RETRY_STATUSES else ""
+                raise FetchError(f"HTTP {response.status_code} {response.reason or ''}{retried}: {url}".replace(" :", ":"))
             content_type = response.headers.get("Content-Type", "").split(";")[0].strip().lower()
             if content_type and content_type not in ("text/html", "application/xhtml+xml"):
                 raise FetchError(f"not an HTML page ({content_type}): {url}")
@@ -132,10 +129,26 @@ class HttpClient(dg.ConfigurableResource):
             return _decode(bytes(body), declared), response.url
 
 
+def _causes(error: BaseException):
+    while error is not None:
+        yield error
+        error = error.__cause__ or error.__context__ or getattr(error, "reason", None)
+        if not isinstance(error, BaseException):
+            return
+
+
+def _is_timeout(error: BaseException) -> bool:
+    """Requests reports a read timeout after exhausted retries as a ConnectionError; look inside."""
+    causes = list(_causes(error))
+    if any(isinstance(e, (urllib3.exceptions.NewConnectionError, ConnectionRefusedError)) for e in causes):
+        return False  # urllib3 makes NewConnectionError a ConnectTimeoutError, for history's sake
+    return any(isinstance(e, (requests.exceptions.Timeout, TimeoutError, urllib3.exceptions.TimeoutError))
+               for e in causes)
+
+
 def _root_cause(error: BaseException) -> str:
-    while error.__cause__ or error.__context__:
-        error = error.__cause__ or error.__context__
-    return f"{type(error).__name__}: {error}"
+    *_, root = _causes(error)
+    return f"{type(root).__name__}: {root}"
 
 
 def _decode(body: bytes, declared: str | None) -> str:

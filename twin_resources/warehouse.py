@@ -10,6 +10,9 @@ from pathlib import Path
 from typing import Literal
 
 import dagster as dg
+import pymongo
+import pymongo.errors
+from montydb.storage import StorageDuplicateKeyError
 from pydantic import PrivateAttr
 
 from twin_resources.documents import (
@@ -23,6 +26,8 @@ from twin_resources.documents import (
 )
 from twin_resources.settings import twin_home
 
+# Concurrent upserts of one new `_id` can both try to insert; MongoDB and montydb then raise these.
+DUPLICATE_KEY_ERRORS = (pymongo.errors.DuplicateKeyError, StorageDuplicateKeyError)
 COLLECTIONS = ("users", "links", *(category.value for category in Category))
 UpsertOutcome = Literal["new", "updated", "unchanged"]
 
@@ -33,8 +38,6 @@ class WarehouseError(RuntimeError):
 
 def _open_database(uri: str, home: str, database: str):
     if uri:
-        import pymongo
-
         client = pymongo.MongoClient(uri, serverSelectionTimeoutMS=5000, tz_aware=True)
         return client, client[database]
     from montydb import MontyClient, set_storage
@@ -95,10 +98,21 @@ class Warehouse(dg.ConfigurableResource):
         return self.connect()._db[name]
 
     def _insert_if_missing(self, collection: str, record: dict) -> bool:
-        """Insert unless a record with this `_id` exists (atomic upsert); True when inserted."""
+        """Insert unless a record with this `_id` exists; True when inserted."""
         fields = {key: value for key, value in record.items() if key != "_id"}  # montydb rejects `_id` here
-        result = self.collection(collection).update_one({"_id": record["_id"]}, {"$setOnInsert": fields}, upsert=True)
+        try:
+            result = self.collection(collection).update_one(
+                {"_id": record["_id"]}, {"$setOnInsert": fields}, upsert=True)
+        except DUPLICATE_KEY_ERRORS:  # another process inserted it between our lookup and insert
+            return False
         return result.upserted_id is not None
+
+    def _replace(self, collection: str, record: dict) -> None:
+        """Write `record` whole under its `_id`, inserting it if missing."""
+        try:
+            self.collection(collection).replace_one({"_id": record["_id"]}, record, upsert=True)
+        except DUPLICATE_KEY_ERRORS:  # lost an insert race: the record exists now, so replace it
+            self.collection(collection).replace_one({"_id": record["_id"]}, record)
 
     # users
 
@@ -158,7 +172,7 @@ class Warehouse(dg.ConfigurableResource):
         if stored and stored.get("content_hash") == document.content_hash \
                 and stored.get("author_id") == document.author_id:
             return "unchanged"
-        collection.replace_one({"_id": document.id}, document.to_mongo(), upsert=True)
+        self._replace(document.category.value, document.to_mongo())
         return "updated" if stored else "new"
 
     def documents(self, category: Category, author_id: str | None = None) -> Iterator[RawDocument]:
@@ -181,7 +195,7 @@ class Warehouse(dg.ConfigurableResource):
         stored = self.collection(collection).find_one({"_id": record["_id"]})
         if stored == record:
             return "unchanged"
-        self.collection(collection).replace_one({"_id": record["_id"]}, record, upsert=True)
+        self._replace(collection, record)
         return "updated" if stored else "new"
 
     def distinct(self, collection: str, field: str, query: dict | None = None) -> list:

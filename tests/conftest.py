@@ -1,0 +1,78 @@
+import os
+import subprocess
+from pathlib import Path
+
+import dagster as dg
+import pytest
+
+from tests.fixtures.site import fixture_site
+from twin_resources import HttpClient, Warehouse
+from twin_resources.documents import UserDocument
+
+SHARED_HANDBOOK = Path(__file__).resolve().parents[1].parent / "shared" / "corpora" / "handbook"
+
+
+@pytest.fixture
+def twin_home(tmp_path, monkeypatch) -> Path:
+    """A fresh TWIN_HOME (and Dagster home inside it) for one test."""
+    home = tmp_path / "twin-home"
+    monkeypatch.setenv("TWIN_HOME", str(home))
+    monkeypatch.delenv("DAGSTER_HOME", raising=False)
+    monkeypatch.delenv("MONGODB_URI", raising=False)
+    return home
+
+
+@pytest.fixture
+def warehouse(twin_home) -> Warehouse:
+    store = Warehouse(home=str(twin_home)).connect()
+    yield store
+    store.close()
+
+
+@pytest.fixture
+def author(warehouse) -> UserDocument:
+    user = UserDocument.from_full_name("Ada Quill")
+    warehouse.upsert_user(user)
+    return user
+
+
+@pytest.fixture
+def http() -> HttpClient:
+    """The real client, tuned for a local site: no politeness delay, quick retries and timeouts."""
+    return HttpClient(min_interval_s=0.0, backoff_s=0.01, retries=2, timeout_s=1.0)
+
+
+@pytest.fixture
+def site():
+    with fixture_site() as running:
+        yield running
+
+
+@pytest.fixture
+def instance(twin_home):
+    with dg.instance_for_test(temp_dir=str(twin_home / "dagster")) as test_instance:
+        yield test_instance
+
+
+def commit_all(repository: Path) -> None:
+    environment = {**os.environ, "GIT_AUTHOR_NAME": "Ada", "GIT_AUTHOR_EMAIL": "ada@example.org",
+                   "GIT_COMMITTER_NAME": "Ada", "GIT_COMMITTER_EMAIL": "ada@example.org"}
+    for command in (["git", "add", "-A"], ["git", "commit", "-q", "-m", "work"]):
+        subprocess.run(command, cwd=repository, check=True, env=environment, capture_output=True)
+
+
+@pytest.fixture
+def git_repository(tmp_path) -> Path:
+    """A real git repository with code, a binary, a lock file, a vendored folder and an oversized file."""
+    repository = tmp_path / "ada-tools"
+    (repository / "src").mkdir(parents=True)
+    subprocess.run(["git", "init", "-q", "-b", "main"], cwd=repository, check=True)
+    (repository / "README.md").write_text("# ada-tools\n\nSmall helpers.\n")
+    (repository / "src" / "core.py").write_text("def add(a, b):\n\tif a:\n        return a + b\n\n\n# trailing  \n")
+    (repository / "logo.png").write_bytes(b"\x89PNG\r\n\x1a\n\x00\x00binary")
+    (repository / "package-lock.json").write_text("{}\n")
+    (repository / "node_modules" / "lib").mkdir(parents=True)
+    (repository / "node_modules" / "lib" / "index.js").write_text("module.exports = 1;\n")
+    (repository / "data.csv").write_text("x\n" * 150_000)
+    commit_all(repository)
+    return repository
