@@ -50,6 +50,7 @@ def site():
 
 @pytest.fixture
 def instance(twin_home):
+    (twin_home / "dagster").mkdir(parents=True, exist_ok=True)
     with dg.instance_for_test(temp_dir=str(twin_home / "dagster")) as test_instance:
         yield test_instance
 

@@ -18,7 +18,7 @@ def build_new_links_sensor(job) -> dg.SensorDefinition:
         keys_by_author = {user.id: user.key for user in warehouse.users()}
         author_keys = sorted({keys_by_author[link.author_id] for link in new_links if link.author_id in keys_by_author})
         known = set(context.instance.get_dynamic_partitions(authors.name))
-        cursor = max(link.added_at for link in new_links).isoformat()
+        cursor = max(link.to_mongo()["added_at"] for link in new_links)  # compared as stored
         return dg.SensorResult(
             run_requests=[dg.RunRequest(run_key=f"{key}@{cursor}", partition_key=key) for key in author_keys],
             dynamic_partitions_requests=[authors.build_add_request([k for k in author_keys if k not in known])],

@@ -12,6 +12,7 @@ from urllib.parse import urlsplit
 
 import lxml.html
 import trafilatura
+from trafilatura.settings import use_config
 
 from twin_assets.collection.crawlers.base import CrawlError
 from twin_resources.documents import (
@@ -33,6 +34,9 @@ _PLATFORM_WIDGETS = {
     "linkedin": ("main-feed-activity-card__social-actions", "join-form", "sign-in-modal", "similar-posts"),
     "blog": (),
 }
+# trafilatura falls back to a flattening extractor below 250 characters; short posts are real writing.
+_EXTRACTION_CONFIG = use_config()
+_EXTRACTION_CONFIG.set("DEFAULT", "MIN_EXTRACTED_SIZE", "20")
 _DROPPED_TAGS = ("nav", "header", "footer", "aside", "form", "button", "script", "style", "noscript", "iframe")
 _SUBTITLE_XPATHS = {
     "substack": "//h3[contains(concat(' ', @class, ' '), ' subtitle ')]",
@@ -124,7 +128,7 @@ def extract_page(html: str, url: str, platform: str) -> ExtractedPage:
         _strip_widgets(tree, platform)
         body = trafilatura.extract(tree, url=url, output_format="markdown", include_formatting=True,
                                    include_comments=False, include_tables=True, favor_recall=True,
-                                   deduplicate=True) or ""
+                                   config=_EXTRACTION_CONFIG)  # no `deduplicate`: its cache spans pages or ""
     title = metadata.title if metadata and metadata.title else None
     body = _without_repeated_headings(re.sub(r"\n{3,}", "\n\n", body).strip(), (title, subtitle))
     if not body:
