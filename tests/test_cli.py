@@ -1,0 +1,100 @@
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import SHARED_HANDBOOK
+from tests.fixtures.site import BOILERPLATE
+from twin_resources import Warehouse
+from twin_resources.documents import Category, LinkStatus
+
+ROOT = Path(__file__).resolve().parents[1]
+PAGES = ["/substack/p/evals", "/medium/@ada/pipelines", "/blog/voice.html", "/linkedin/posts/streaming"]
+
+
+def twin(*args, timeout=120) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "twin_assets.cli", *args], capture_output=True, text=True,
+                          timeout=timeout, env=os.environ.copy(), cwd=ROOT)
+
+
+def test_links_add_then_crawl_stores_clean_text(twin_home, site):
+    added = twin("links", "add", "--author", "Ada Quill", *[site.url(p) for p in PAGES])
+    assert added.returncode == 0, added.stderr
+    assert "new author: Ada Quill (ada-quill)" in added.stdout and added.stdout.count("added: ") == 4
+
+    crawled = twin("crawl", "--author", "ada quill")
+
+    assert crawled.returncode == 0, crawled.stderr
+    assert "raw_articles 3 (3 new, 0 updated); raw_posts 1 (1 new, 0 updated)" in crawled.stdout
+    store = Warehouse(home=str(twin_home)).connect()
+    bodies = [d.content.body for d in store.documents(Category.ARTICLES)]
+    assert len(bodies) == 3 and all("opening paragraph" in b for b in bodies)
+    assert not [p for p in BOILERPLATE for b in bodies if p.lower() in b.lower()]
+    listing = twin("links", "list")
+    assert listing.stdout.count("crawled") == 4
+
+
+def test_a_bad_link_is_refused_in_one_line_and_nothing_is_added(twin_home, site):
+    result = twin("links", "add", "--author", "Ada Quill", site.url("/blog/voice.html"), "ftp://nowhere/x")
+    assert result.returncode != 0
+    assert result.stderr.strip().splitlines() == ["Error: unsupported link scheme 'ftp' in 'ftp://nowhere/x'; nothing was added"]
+    assert Warehouse(home=str(twin_home)).connect().count("links") == 0
+
+
+@pytest.mark.parametrize("args", [("crawl", "--author", "Nobody Here"), ("warehouse", "import", "/no/such/dir"),
+                                  ("links", "add", "--author", "!!!", "https://x.dev")])
+def test_bad_input_exits_non_zero_with_a_one_line_reason(twin_home, args):
+    result = twin(*args)
+    assert result.returncode != 0 and len(result.stderr.strip().splitlines()) == 1
+    assert result.stderr.startswith("Error: ")
+
+
+def test_a_crawl_killed_midway_finishes_on_the_next_run_without_duplicates(twin_home, site):
+    assert twin("links", "add", "--author", "Ada Quill", *[site.url(p) for p in PAGES]).returncode == 0
+    store = Warehouse(home=str(twin_home)).connect()
+    # The real client waits 1 s between requests to one host, which leaves time to kill it halfway.
+    crawl = subprocess.Popen([sys.executable, "-m", "twin_assets.cli", "crawl"], cwd=ROOT, env=os.environ.copy(),
+                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    deadline = time.monotonic() + 60
+    while not store.links(statuses=[LinkStatus.CRAWLED]) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    os.killpg(crawl.pid, signal.SIGKILL)
+    crawl.wait()
+    crawled_before_kill = len(store.links(statuses=[LinkStatus.CRAWLED]))
+    assert 1 <= crawled_before_kill < len(PAGES)
+
+    assert twin("crawl").returncode == 0
+
+    assert {link.status for link in store.links()} == {LinkStatus.CRAWLED}
+    assert (store.count("articles"), store.count("posts")) == (3, 1)
+    assert sorted(store.distinct("articles", "link")) == sorted(d.link for d in store.documents(Category.ARTICLES))
+
+
+@pytest.mark.skipif(not SHARED_HANDBOOK.exists(), reason="the shared Handbook export is not beside this checkout")
+def test_importing_the_handbook_twice_reports_the_same_counts(twin_home):
+    first, second = twin("warehouse", "import", str(SHARED_HANDBOOK)), twin("warehouse", "import", str(SHARED_HANDBOOK))
+    assert first.returncode == second.returncode == 0
+    assert "articles: 76 records (76 new, 0 updated, 0 unchanged)" in first.stdout
+    assert "articles: 76 records (0 new, 0 updated, 76 unchanged)" in second.stdout
+    assert "warehouse now holds 2 users, 76 articles" in second.stdout
+
+
+def test_export_writes_one_json_file_per_collection(twin_home, tmp_path, site):
+    twin("links", "add", "--author", "Ada Quill", site.url("/blog/voice.html"))
+    result = twin("warehouse", "export", str(tmp_path / "out"))
+    assert result.returncode == 0
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == [
+        "articles.json", "links.json", "posts.json", "repositories.json", "users.json"]
+
+
+def test_dagster_loads_the_definitions_without_warnings(twin_home):
+    result = subprocess.run([Path(sys.executable).with_name("dagster"), "definitions", "validate",
+                             "-w", "workspace.yaml"], capture_output=True, text=True, cwd=ROOT, timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert "Validation successful" in result.stdout + result.stderr
+    ours = [line for line in result.stderr.splitlines() if "Warning" in line and "twin_" in line]
+    assert ours == []
