@@ -1,0 +1,25 @@
+# The two commands of the README's quick start. Both create .venv and install the project once
+# (again only when pyproject.toml changes).
+SHELL := /bin/bash
+.SHELLFLAGS := -eo pipefail -c
+VENV ?= .venv
+
+.PHONY: demo test ui clean
+
+$(VENV)/.installed: pyproject.toml
+	python3 -m venv $(VENV)
+	@# This machine's pip configuration names local indexes that may not exist: hide that noise only.
+	$(VENV)/bin/pip install --quiet -e '.[dev]' 2>&1 | { grep -v "is ignored: it is neither a file nor a directory" || true; }
+	touch $@
+
+demo: $(VENV)/.installed  ## the main job end to end for the demo author, on the embedded stores
+	$(VENV)/bin/twin demo
+
+test: $(VENV)/.installed  ## the test suite
+	$(VENV)/bin/pytest -q
+
+ui: $(VENV)/.installed  ## Dagster's UI and daemon on the instance the twin commands use
+	$(VENV)/bin/twin ui
+
+clean:
+	rm -rf $(VENV) .twin
