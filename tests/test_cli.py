@@ -45,7 +45,7 @@ def test_a_bad_link_is_refused_in_one_line_and_nothing_is_added(twin_home, site)
     assert Warehouse(home=str(twin_home)).connect().count("links") == 0
 
 
-@pytest.mark.parametrize("args", [("crawl", "--author", "Nobody Here"), ("warehouse", "import", "/no/such/dir"),
+@pytest.mark.parametrize("args", [("crawl", "--author", "Nobody Here"), ("crawl", "--author", "!!!"), ("warehouse", "import", "/no/such/dir"),
                                   ("links", "add", "--author", "!!!", "https://x.dev")])
 def test_bad_input_exits_non_zero_with_a_one_line_reason(twin_home, args):
     result = twin(*args)

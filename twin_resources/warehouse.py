@@ -125,7 +125,10 @@ class Warehouse(dg.ConfigurableResource):
 
     def find_user(self, name_or_key: str) -> UserDocument | None:
         """An author by key ("ada-quill") or by full name in any case and spacing ("ada  QUILL")."""
-        key = UserDocument.from_full_name(name_or_key).key if name_or_key.strip() else ""
+        try:
+            key = UserDocument.from_full_name(name_or_key).key
+        except ValueError:  # no letters or digits: nobody's name
+            return None
         record = self.collection("users").find_one({"key": key})
         return UserDocument.from_mongo(record) if record else None
 

@@ -126,9 +126,10 @@ def extract_page(html: str, url: str, platform: str) -> ExtractedPage:
     body = _json_ld_body(tree) if platform == "linkedin" else None
     if body is None:
         _strip_widgets(tree, platform)
+        # No `deduplicate`: its cache spans pages, so a page crawled twice in one process came back empty.
         body = trafilatura.extract(tree, url=url, output_format="markdown", include_formatting=True,
                                    include_comments=False, include_tables=True, favor_recall=True,
-                                   config=_EXTRACTION_CONFIG)  # no `deduplicate`: its cache spans pages or ""
+                                   config=_EXTRACTION_CONFIG) or ""
     title = metadata.title if metadata and metadata.title else None
     body = _without_repeated_headings(re.sub(r"\n{3,}", "\n\n", body).strip(), (title, subtitle))
     if not body:
