@@ -4,8 +4,9 @@ import dagster as dg
 
 from twin_assets.collection.assets import raw_documents
 from twin_assets.collection.sensors import build_new_links_sensor
-from twin_assets.partitions import authors
 
-collection_job = dg.define_asset_job("collection_job", selection=dg.AssetSelection.groups("collection"), description="Crawl one author's links.")
+collection_job = dg.define_asset_job("collection_job", selection=dg.AssetSelection.groups("collection"),
+                                     description="Crawl one author's links.")
 
-defs = dg.Definitions(assets=[raw_documents], jobs=[collection_job], sensors=[build_new_links_sensor(collection_job)])
+defs = dg.Definitions(assets=[raw_documents], jobs=[collection_job],
+                      sensors=[build_new_links_sensor(collection_job)])
