@@ -160,7 +160,8 @@ def ui(port: int):
     from twin_resources.settings import PROJECT_ROOT
 
     dagster_home()
-    os.execvp("dagster", ["dagster", "dev", "-w", str(PROJECT_ROOT / "workspace.yaml"), "-p", str(port)])
+    dagster = Path(sys.executable).with_name("dagster")  # the venv's, even when the venv is not activated
+    os.execv(dagster, [str(dagster), "dev", "-w", str(PROJECT_ROOT / "workspace.yaml"), "-p", str(port)])
 
 
 if __name__ == "__main__":
