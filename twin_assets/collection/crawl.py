@@ -23,7 +23,6 @@ class StoredDocument:
 class CrawlReport:
     stored: list[StoredDocument] = field(default_factory=list)
     failures: list[tuple[LinkRecord, str]] = field(default_factory=list)
-    links_crawled: int = 0
 
     def outcomes(self, category: Category) -> Counter:
         counts = Counter({"new": 0, "updated": 0, "unchanged": 0})
@@ -79,6 +78,5 @@ def crawl_links(author: UserDocument, links: list[LinkRecord], dispatcher: Crawl
             for document in documents:
                 report.stored.append(StoredDocument(document, warehouse.upsert_document(document)))
             warehouse.record_attempt(link, document_ids=[d.id for d in documents])
-            report.links_crawled += 1
         on_link(link, error)
     return report
