@@ -57,4 +57,7 @@ def test_requests_to_one_host_are_spaced_by_the_rate_limit(site):
         client.fetch_html(site.url("/blog/voice.html"))
     starts = [when for path, when, _ in site.server.requests]
     gaps = [later - earlier for earlier, later in zip(starts, starts[1:])]
-    assert len(starts) == 4 and min(gaps) >= 0.19  # robots.txt, then three pages
+    # robots.txt, then three pages. The server sees arrivals, not the client's starts: the first
+    # request also opens the connection, so single gaps jitter; the whole span cannot shrink.
+    assert len(starts) == 4
+    assert min(gaps) >= 0.1 and starts[-1] - starts[0] >= 0.55
