@@ -1,7 +1,9 @@
 """`twin`: what a person does by hand. Dagster's own CLI and UI stay the way to run and inspect assets."""
 
+import json
 import os
 import sys
+import textwrap
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -9,7 +11,7 @@ from pathlib import Path
 import click
 
 from twin_resources import warehouse_from_env
-from twin_resources.documents import UserDocument
+from twin_resources.documents import Category, UserDocument
 from twin_resources.transfer import TransferError, export_warehouse, import_warehouse
 from twin_resources.warehouse import Warehouse, WarehouseError
 
@@ -106,6 +108,60 @@ def crawl(author_name: str | None, recrawl: bool):
     run_config = {"ops": {"raw_documents": {"config": {"recrawl": recrawl}}}}
     if not run_job_for_authors("collection_job", selected, run_config, report=click.echo):
         sys.exit(1)
+
+
+@main.command()
+@click.option("--author", "author_name", help="Only this author (default: every author with documents).")
+def features(author_name: str | None):
+    """Clean, chunk and embed documents into the vector store (materializes the feature assets in-process)."""
+    from twin_assets.runs import run_job_for_authors
+
+    with open_warehouse() as warehouse:
+        if author_name:
+            selected = _authors_to_crawl(warehouse, author_name)
+        else:
+            with_documents = {d for category in Category for d in warehouse.distinct(category.value, "author_id")}
+            selected = [user for user in warehouse.users() if user.id in with_documents]
+    if not selected:
+        _fail("no author has documents yet; crawl or import some first")
+    if not run_job_for_authors("features_job", selected, report=click.echo):
+        sys.exit(1)
+
+
+@main.command()
+@click.argument("text")
+@click.option("--author", "author_name", help="Only this author's chunks.")
+@click.option("--category", type=click.Choice([c.value for c in Category]), help="Only this category.")
+@click.option("--k", default=5, show_default=True, type=click.IntRange(1, 100), help="How many chunks.")
+@click.option("--json", "as_json", is_flag=True, help="Print a JSON list instead of text.")
+def search(text: str, author_name: str | None, category: str | None, k: int, as_json: bool):
+    """Plain vector search over the embedded chunks."""
+    from twin_assets.features.search import search_chunks
+    from twin_resources import resources_from_env
+
+    if not text.strip():
+        _fail("the search text is empty")
+    author_id = None
+    if author_name:
+        with open_warehouse() as warehouse:
+            try:
+                author_id = warehouse.require_user(author_name).id
+            except WarehouseError as error:
+                _fail(str(error))
+    resources = resources_from_env()
+    with resources["vector_store"].process_config_and_initialize_cm() as store, \
+            resources["embedder"].process_config_and_initialize_cm() as embedder:
+        with store.read() as client:
+            hits = search_chunks(client, embedder, text, k=k, author_id=author_id,
+                                 categories=[Category(category)] if category else None)
+    if as_json:
+        click.echo(json.dumps(hits, indent=2, ensure_ascii=False))
+        return
+    if not hits:
+        click.echo("no chunks yet: run twin features first" if not author_id else "no chunks for this author")
+    for rank, hit in enumerate(hits, 1):
+        click.echo(f"{rank}. {hit['score']:.3f}  {hit['author']}  {hit['category']}  {hit['link']}")
+        click.echo("   " + textwrap.shorten(hit["content"], 300))
 
 
 @main.group()

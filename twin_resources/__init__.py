@@ -3,16 +3,23 @@
 from collections.abc import Iterator
 from contextlib import contextmanager
 
+from twin_resources.embedding import Embedder
 from twin_resources.http import HttpClient
 from twin_resources.progress import ProgressReporter
 from twin_resources.settings import env_or, twin_home
+from twin_resources.vector_store import VectorStore
 from twin_resources.warehouse import Warehouse
 
 
 def resources_from_env() -> dict:
     """The resources every code location and command uses, configured from the environment."""
+    home = env_or("TWIN_HOME", str(twin_home()))
     return {
-        "warehouse": Warehouse(uri=env_or("MONGODB_URI", ""), home=env_or("TWIN_HOME", str(twin_home()))),
+        "warehouse": Warehouse(uri=env_or("MONGODB_URI", ""), home=home),
+        "vector_store": VectorStore(url=env_or("QDRANT_URL", ""), api_key=env_or("QDRANT_API_KEY", ""), home=home),
+        "embedder": Embedder(model=env_or("TWIN_EMBEDDING_MODEL", "sentence-transformers/all-MiniLM-L6-v2"),
+                             backend=env_or("TWIN_EMBEDDING_BACKEND", "auto"),
+                             precision=env_or("TWIN_EMBEDDING_PRECISION", "auto"), home=home),
         "http": HttpClient(),
         "progress": ProgressReporter(),
     }
@@ -25,4 +32,4 @@ def warehouse_from_env() -> Iterator[Warehouse]:
         yield warehouse
 
 
-__all__ = ["HttpClient", "ProgressReporter", "Warehouse", "resources_from_env", "twin_home", "warehouse_from_env"]
+__all__ = ["Embedder", "HttpClient", "VectorStore", "ProgressReporter", "Warehouse", "resources_from_env", "twin_home", "warehouse_from_env"]

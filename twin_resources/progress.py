@@ -4,10 +4,10 @@
 class ProgressReporter:
     """Reports nothing; the CLI swaps in a progress bar."""
 
-    def start(self, total: int, description: str) -> None:
+    def start(self, total: int, description: str, unit: str = "link") -> None:
         pass
 
-    def advance(self, label: str = "") -> None:
+    def advance(self, label: str = "", steps: int = 1) -> None:
         pass
 
     def finish(self) -> None:
@@ -20,16 +20,16 @@ class TqdmProgress(ProgressReporter):
     def __init__(self):
         self._bar = None
 
-    def start(self, total: int, description: str) -> None:
+    def start(self, total: int, description: str, unit: str = "link") -> None:
         from tqdm import tqdm
 
         self.finish()
-        self._bar = tqdm(total=total, desc=description, unit="link", dynamic_ncols=True)
+        self._bar = tqdm(total=total, desc=description, unit=unit, dynamic_ncols=True)
 
-    def advance(self, label: str = "") -> None:
+    def advance(self, label: str = "", steps: int = 1) -> None:
         if self._bar is not None:
             self._bar.set_postfix_str(label[-50:], refresh=False)
-            self._bar.update(1)
+            self._bar.update(steps)
 
     def finish(self) -> None:
         if self._bar is not None:

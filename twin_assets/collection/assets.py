@@ -8,6 +8,7 @@ from pydantic import Field
 from twin_assets.collection.checks import CHECK_NAMES, check_raw_documents
 from twin_assets.collection.crawl import CrawlReport, crawl_links, links_to_crawl
 from twin_assets.collection.crawlers import CrawlerDispatcher
+from twin_assets.metadata import markdown_table
 from twin_assets.partitions import authors
 from twin_resources import HttpClient, ProgressReporter, Warehouse
 from twin_resources.documents import Category
@@ -28,15 +29,6 @@ class CrawlConfig(dg.Config):
     max_file_bytes: int = Field(default=200_000, description="repository files larger than this are skipped")
 
 
-def _markdown_table(header: list[str], rows: list[list[str]]) -> str:
-    def cell(value) -> str:
-        return str(value).replace("|", "\\|").replace("\n", " ")
-
-    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-    lines += ["| " + " | ".join(cell(v) for v in row) + " |" for row in rows]
-    return "\n".join(lines)
-
-
 def _category_metadata(report: CrawlReport, category: Category, stored_total: int, seconds: float) -> dict:
     counts = report.outcomes(category)
     failures = report.failures_for(category)
@@ -48,10 +40,10 @@ def _category_metadata(report: CrawlReport, category: Category, stored_total: in
         "crawl_seconds": dg.MetadataValue.float(round(seconds, 2)),
     }
     if preview:
-        metadata["preview"] = dg.MetadataValue.md(_markdown_table(["document", "link", "this run"], preview))
+        metadata["preview"] = dg.MetadataValue.md(markdown_table(["document", "link", "this run"], preview))
     if failures:
         metadata["failures"] = dg.MetadataValue.md(
-            _markdown_table(["link", "reason"], [[link.url, error] for link, error in failures]))
+            markdown_table(["link", "reason"], [[link.url, error] for link, error in failures]))
     return metadata
 
 

@@ -1,0 +1,194 @@
+"""The feature pipeline's two steps, incremental by content hash: warehouse -> cleaned documents ->
+embedded chunks. Work grows with what changed: unchanged raw documents are not cleaned again, and
+unchanged chunks are neither cut nor embedded again."""
+
+import time
+from contextlib import contextmanager
+from collections import Counter, defaultdict
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import numpy as np
+from qdrant_client import QdrantClient, models
+
+from twin_assets.features.chunking import Chunker
+from twin_assets.features.documents import (
+    CLEANER_VERSION, Chunk, CleanedDocument, chunk_id, clean_document, text_hash,
+)
+from twin_resources.documents import Category, UserDocument
+from twin_resources.embedding import Embedder
+from twin_resources.progress import ProgressReporter
+from twin_resources.vector_store import (
+    delete_points, ensure_collection, field_filter, scroll_all, upsert_in_batches,
+)
+from twin_resources.warehouse import Warehouse
+
+EMBED_SLICE = 512
+INDEXED_FIELDS = ["author_id", "document_id", "category", "platform"]
+
+
+def cleaned_collection(category: Category) -> str:
+    return f"cleaned_{category.value}"
+
+
+def chunk_collection(category: Category) -> str:
+    return f"embedded_{category.value}"
+
+
+@dataclass
+class StepReport:
+    """What one step did for one author, per category."""
+
+    stored: Counter = field(default_factory=Counter)
+    added: Counter = field(default_factory=Counter)
+    updated: Counter = field(default_factory=Counter)
+    removed: Counter = field(default_factory=Counter)
+    unchanged: Counter = field(default_factory=Counter)
+    skipped: list[tuple[str, str]] = field(default_factory=list)  # (link, reason)
+    seconds: dict[str, float] = field(default_factory=lambda: defaultdict(float))
+    tokens_embedded: int = 0
+
+    def total(self, name: str) -> int:
+        return sum(getattr(self, name).values())
+
+
+    @contextmanager
+    def timed(self, stage: str):
+        start = time.perf_counter()
+        try:
+            yield
+        finally:
+            self.seconds[stage] += time.perf_counter() - start
+
+
+def _point(id_: str, payload: dict, vector: list[float] | None = None) -> models.PointStruct:
+    return models.PointStruct(id=id_, vector=vector if vector is not None else {}, payload=payload)
+
+
+def sync_cleaned_documents(warehouse: Warehouse, client: QdrantClient, author: UserDocument,
+                           log: Callable[[str], None] = lambda message: None) -> StepReport:
+    """Make the author's cleaned documents match their raw documents."""
+    report = StepReport()
+    for category in Category:
+        name = cleaned_collection(category)
+        with report.timed("read"):
+            ensure_collection(client, name, None, INDEXED_FIELDS)
+            raws = list(warehouse.documents(category, author_id=author.id))
+            stored = {r.id: r.payload for r in scroll_all(client, name, field_filter(author_id=author.id),
+                                                          payload=["source_hash", "cleaner_version"])}
+        fresh = [raw for raw in raws
+                 if stored.get(raw.id) != {"source_hash": raw.content_hash, "cleaner_version": CLEANER_VERSION}]
+        with report.timed("clean"):
+            cleaned = [clean_document(raw) for raw in fresh]
+        for document in cleaned:
+            if document.is_empty:
+                report.skipped.append((document.link, "nothing left after cleaning"))
+                log(f"empty after cleaning, kept out of the features: {document.link}")
+        keep = [document for document in cleaned if not document.is_empty]
+        emptied = {d.id for d in cleaned if d.is_empty and d.id in stored}
+        gone = list(stored.keys() - {raw.id for raw in raws} | emptied)
+        with report.timed("write"):
+            upsert_in_batches(client, name, [_point(d.id, d.model_dump(mode="json")) for d in keep])
+            delete_points(client, name, gone)
+        report.added[category] = sum(1 for d in keep if d.id not in stored)
+        report.updated[category] = len(keep) - report.added[category]
+        report.removed[category] = len(gone)
+        report.unchanged[category] = len(raws) - len(fresh)
+        report.stored[category] = client.count(name, count_filter=field_filter(author_id=author.id)).count
+    return report
+
+
+def sync_embedded_chunks(client: QdrantClient, embedder: Embedder, chunker: Chunker, author: UserDocument,
+                         log: Callable[[str], None] = lambda message: None,
+                         progress: ProgressReporter | None = None) -> StepReport:
+    """Make the author's embedded chunks match their cleaned documents; embed only new text."""
+    report = StepReport()
+    version = f"{embedder.version}|{chunker.fingerprint()}"
+    for category in Category:
+        name = chunk_collection(category)
+        with report.timed("read"):
+            if ensure_collection(client, name, embedder.dimension, INDEXED_FIELDS):
+                log(f"{name}: created for {embedder.dimension}-dimensional vectors")
+            documents = [CleanedDocument(**r.payload) for r in scroll_all(
+                client, cleaned_collection(category), field_filter(author_id=author.id))]
+            stored = {r.id: r.payload for r in scroll_all(
+                client, name, field_filter(author_id=author.id),
+                payload=["document_id", "document_hash", "content_hash", "features_version"])}
+        current_docs = {d.id: d for d in documents}
+        stored_by_doc: dict[str, dict[str, dict]] = defaultdict(dict)
+        for point_id, payload in stored.items():
+            stored_by_doc[payload["document_id"]][point_id] = payload
+
+        wanted: list[Chunk] = []
+        stale: list[str] = [pid for pid, p in stored.items() if p["document_id"] not in current_docs]
+        unchanged = 0
+        with report.timed("chunk"):
+            changed = []
+            for document in documents:
+                previous = stored_by_doc.get(document.id, {})
+                if previous and all(p["document_hash"] == document.content_hash and p["features_version"] == version
+                                    for p in previous.values()):
+                    unchanged += len(previous)
+                else:
+                    changed.append(document)
+            for document, chunks in zip(changed, cut_documents(changed, category, chunker, version)):
+                previous = stored_by_doc.get(document.id, {})
+                ids = {c.id for c in chunks}
+                stale += [pid for pid in previous if pid not in ids]
+                for chunk in chunks:
+                    before = previous.get(chunk.id)
+                    if before and before["content_hash"] == chunk.content_hash and before["features_version"] == version:
+                        unchanged += 1
+                        if before["document_hash"] != chunk.document_hash:
+                            client.set_payload(name, payload={"document_hash": chunk.document_hash},
+                                               points=[chunk.id], wait=True)
+                    else:
+                        wanted.append(chunk)
+        with report.timed("embed"):
+            vectors = embed_with_progress(embedder, [c.content for c in wanted], progress or ProgressReporter(),
+                                          f"embedding {author.full_name}'s {category.value}")
+        report.tokens_embedded += sum(c.token_count for c in wanted)
+        with report.timed("write"):
+            upsert_in_batches(client, name, [_point(c.id, c.model_dump(mode="json"), v.tolist())
+                                             for c, v in zip(wanted, vectors)])
+            delete_points(client, name, stale)
+        report.added[category] = sum(1 for c in wanted if c.id not in stored)
+        report.updated[category] = len(wanted) - report.added[category]
+        report.removed[category] = len(stale)
+        report.unchanged[category] = unchanged
+        report.stored[category] = client.count(name, count_filter=field_filter(author_id=author.id)).count
+    return report
+
+
+def embed_with_progress(embedder: Embedder, texts: list[str], progress: ProgressReporter, label: str) -> np.ndarray:
+    """Vectors for `texts`, a slice at a time so a bar can move; slices are large enough to batch well."""
+    if not texts:
+        return embedder.embed([])
+    progress.start(len(texts), label, unit="chunk")
+    try:
+        parts = []
+        for start in range(0, len(texts), EMBED_SLICE):
+            parts.append(embedder.embed(texts[start:start + EMBED_SLICE]))
+            progress.advance(steps=len(parts[-1]))
+        return np.concatenate(parts)
+    finally:
+        progress.finish()
+
+
+def cut_documents(documents: list[CleanedDocument], category: Category, chunker: Chunker,
+                  version: str) -> list[list[Chunk]]:
+    """Each document's chunks, in order."""
+    pieces: dict[str, list[tuple[str | None, str, int]]]
+    if category is Category.REPOSITORIES:
+        pieces = {d.id: [(f.path, text, tokens) for f in d.files for text, tokens in chunker.code(f.path, f.text)]
+                  for d in documents}
+    else:
+        chunked = chunker.prose([d.content for d in documents], category)
+        pieces = {d.id: [(None, text, tokens) for text, tokens in chunks] for d, chunks in zip(documents, chunked)}
+    return [[
+        Chunk(id=chunk_id(d.id, index), document_id=d.id, document_hash=d.content_hash, chunk_index=index,
+              content=text, content_hash=text_hash(text), token_count=tokens, author_id=d.author_id,
+              author_name=d.author_name, platform=d.platform, link=d.link, category=d.category, title=d.title,
+              path=path, features_version=version)
+        for index, (path, text, tokens) in enumerate(p for p in pieces[d.id] if p[1].strip())
+    ] for d in documents]
