@@ -1,3 +1,4 @@
+import json
 import os
 import signal
 import subprocess
@@ -98,3 +99,37 @@ def test_dagster_loads_the_definitions_without_warnings(twin_home):
     assert "Validation successful" in result.stdout + result.stderr
     ours = [line for line in result.stderr.splitlines() if "Warning" in line and "twin_" in line]
     assert ours == []
+
+
+def test_features_then_search_finds_the_crawled_article(twin_home, site):
+    twin("links", "add", "--author", "Ada Quill", *[site.url(p) for p in PAGES])
+    assert twin("crawl").returncode == 0
+
+    featured = twin("features", timeout=300)
+    assert featured.returncode == 0, featured.stderr
+    assert "Ada Quill: cleaned_documents 4 (4 new, 0 updated); embedded_chunks" in featured.stdout
+
+    # The fixture's articles share one body; the post alone talks about streaming tokens.
+    found = twin("search", "do people forgive a slow answer?", "--author", "Ada Quill", "--k", "2", "--json")
+    assert found.returncode == 0, found.stderr
+    hits = json.loads(found.stdout)
+    assert len(hits) == 2 and hits[0]["link"].endswith("/linkedin/posts/streaming") and hits[0]["author"] == "Ada Quill"
+    assert {"score", "link", "author", "category", "content"} <= set(hits[0])
+    posts = json.loads(twin("search", "streaming", "--category", "posts", "--json").stdout)
+    assert posts and {hit["category"] for hit in posts} == {"posts"}
+    unknown = twin("search", "anything", "--author", "Nobody Here")
+    assert unknown.returncode == 1 and "Nobody Here" in unknown.stderr
+
+
+@pytest.mark.skipif(not SHARED_HANDBOOK.is_dir(), reason="needs ../shared/corpora/handbook")
+def test_search_over_the_handbook_finds_the_right_article(twin_home):
+    assert twin("warehouse", "import", str(SHARED_HANDBOOK)).returncode == 0
+    assert twin("features", timeout=600).returncode == 0
+    questions = {
+        "how does abliteration remove the refusal direction": "abliteration",
+        "merging models with mergekit SLERP and TIES": "merge",
+        "change data capture for real-time feature pipelines": "feature-pipelines",
+    }
+    for question, slug in questions.items():
+        hits = json.loads(twin("search", question, "--k", "3", "--json").stdout)
+        assert any(slug in hit["link"] for hit in hits), (question, [hit["link"] for hit in hits])

@@ -8,6 +8,7 @@ or by a local directory. Offline, all-MiniLM-L6-v2 resolves to the weights shipp
 import hashlib
 import json
 import shutil
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -116,7 +117,9 @@ def _export_fp32(model: ModelFiles, folder: Path) -> None:
     example = AutoTokenizer.from_pretrained(model.directory)(["a b", "c d e"], return_tensors="pt", padding=True)
     inputs = ["input_ids", "attention_mask", "token_type_ids"]
     partial = folder / "model.onnx.partial"
-    with torch.inference_mode():
+    # The TorchScript exporter is deprecated but matches sentence-transformers to 2e-7; its warnings are noise.
+    with torch.inference_mode(), warnings.catch_warnings():
+        warnings.simplefilter("ignore")
         torch.onnx.export(LastHiddenState(encoder), tuple(example[name] for name in inputs), str(partial),
                           input_names=inputs, output_names=["last_hidden_state"], opset_version=17,
                           dynamic_axes={name: {0: "batch", 1: "sequence"} for name in [*inputs, "last_hidden_state"]},

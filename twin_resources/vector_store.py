@@ -8,6 +8,7 @@ copy. A run killed midway publishes nothing; readers never see half a write; a r
 or a server and a pipeline run, never lock each other out. Writers take turns through a file lock.
 """
 
+import hashlib
 import os
 import shutil
 import tempfile
@@ -87,7 +88,8 @@ class VectorStore(dg.ConfigurableResource):
             return
         self._root.mkdir(parents=True, exist_ok=True)
         with FileLock(str(self._root / "write.lock")):
-            with tempfile.TemporaryDirectory(prefix="twin-qdrant-write-", dir=_fast_scratch()) as scratch:
+            self._sweep_killed_writers()
+            with tempfile.TemporaryDirectory(prefix=self._write_prefix, dir=_fast_scratch()) as scratch:
                 store = Path(scratch) / "store"
                 self._copy_live(store)
                 client = QdrantClient(path=str(store))
@@ -101,6 +103,16 @@ class VectorStore(dg.ConfigurableResource):
         """When the embedded store last changed (None before the first write, or on a server)."""
         live = self._root / "current"
         return live.lstat().st_mtime if self.embedded and live.is_symlink() else None
+
+    @property
+    def _write_prefix(self) -> str:
+        return f"twin-qdrant-write-{hashlib.sha256(str(self._root.resolve()).encode()).hexdigest()[:10]}-"
+
+    def _sweep_killed_writers(self) -> None:
+        """Scratch copies left by a writer that was killed: none can be live while we hold the lock."""
+        scratch = Path(_fast_scratch() or tempfile.gettempdir())
+        for stale in scratch.glob(self._write_prefix + "*"):
+            shutil.rmtree(stale, ignore_errors=True)
 
     def _server_client(self) -> QdrantClient:
         try:
