@@ -37,7 +37,7 @@ from twin_resources.embedding import Embedder  # noqa: E402
 from twin_resources.transfer import import_warehouse  # noqa: E402
 from twin_resources.vector_store import scroll_all  # noqa: E402
 
-CHUNK_CONFIGS = [(128, 0), (256, 0), (256, 32)]
+CHUNK_CONFIGS = [(64, 0), (128, 0), (128, 16), (256, 0), (256, 32)]
 TITLE_SUFFIX = re.compile(r"\s+[-|]\s+(by .*|Maxime Labonne|Decoding ML.*)$|^Maxime Labonne\s+-\s+", re.IGNORECASE)
 
 
@@ -191,9 +191,10 @@ def main() -> None:
         started = time.perf_counter()
         with store.write() as client:
             sync_cleaned_documents(warehouse, client, author)
-            report = sync_embedded_chunks(client, embedder, chunker, author)
-        results["incremental"] = {"seconds": time.perf_counter() - started, "chunks_embedded": report.total("added"),
-                                  "chunks_unchanged": report.total("unchanged")}
+            incremental = sync_embedded_chunks(client, embedder, chunker, author)
+        results["incremental"] = {"seconds": time.perf_counter() - started,
+                                  "chunks_embedded": incremental.total("added"),
+                                  "chunks_unchanged": incremental.total("unchanged")}
 
         # Quality: fast embeddings against fp32, then each chunking configuration.
         texts, links, vectors = stored_chunks(store)
@@ -221,9 +222,9 @@ def main() -> None:
                 "chunks": len(chunks),
                 **retrieval_quality(query_vectors, answers, chunk_vectors, [c.link for c in chunks])}
         results["backends"] = compare_backends(home, texts[:300])
-    report(results)
     if args.json:
         args.json.write_text(json.dumps(results, indent=2))
+    print_report(results)
 
 
 def _cleaned_documents(store: VectorStore):
@@ -250,7 +251,7 @@ def compare_backends(home: Path, sample: list[str]) -> dict:
     return figures
 
 
-def report(r: dict) -> None:
+def print_report(r: dict) -> None:
     ours, limit, book, inc, quality = r["pipeline"], r["model_limit"], r["book"], r["incremental"], r["quality"]
     print("\n| run | chunks | seconds | embedded tokens/s | chunks/s | coverage |")
     print("|---|---|---|---|---|---|")

@@ -147,8 +147,8 @@ class Embedder(dg.ConfigurableResource):
         model = SentenceTransformer(str(self.files.directory), model_kwargs={"dtype": dtypes[precision]})
 
         def run(texts):
-            vectors = model.encode(texts, batch_size=self.batch_size, normalize_embeddings=True,
-                                   convert_to_tensor=True)
-            return vectors.float().cpu().numpy()
+            vectors = model.encode(texts, batch_size=self.batch_size, convert_to_tensor=True).float().cpu().numpy()
+            # Normalized in fp32: unit length in bf16 is only unit length to three digits.
+            return vectors / np.linalg.norm(vectors, axis=1, keepdims=True)
 
         return run

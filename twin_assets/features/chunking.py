@@ -25,9 +25,9 @@ SPECIAL_TOKENS = 2  # [CLS] and [SEP]
 class ChunkingConfig(dg.Config):
     """Chunk sizes in model tokens; the README's retrieval benchmark justifies the defaults."""
 
-    article_tokens: int = Field(default=256, description="largest article chunk, special tokens included")
+    article_tokens: int = Field(default=128, description="largest article chunk, special tokens included")
     article_overlap: int = Field(default=0, description="tokens of the previous article chunk repeated")
-    post_tokens: int = Field(default=128, description="largest post chunk")
+    post_tokens: int = Field(default=64, description="largest post chunk")
     post_overlap: int = Field(default=0, description="tokens of the previous post chunk repeated")
     code_tokens: int = Field(default=256, description="largest code chunk")
 
