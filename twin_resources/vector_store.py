@@ -71,14 +71,8 @@ class VectorStore(dg.ConfigurableResource):
         if not self.embedded:
             yield self._server_client()
             return
-        with tempfile.TemporaryDirectory(prefix="twin-qdrant-read-", dir=_fast_scratch()) as scratch:
-            store = Path(scratch) / "store"
-            self._copy_live(store)
-            client = QdrantClient(path=str(store))
-            try:
-                yield client
-            finally:
-                client.close()
+        with self._private_copy("twin-qdrant-read-") as (client, _):
+            yield client
 
     @contextmanager
     def write(self) -> Iterator[QdrantClient]:
@@ -89,15 +83,22 @@ class VectorStore(dg.ConfigurableResource):
         self._root.mkdir(parents=True, exist_ok=True)
         with FileLock(str(self._root / "write.lock")):
             self._sweep_killed_writers()
-            with tempfile.TemporaryDirectory(prefix=self._write_prefix, dir=_fast_scratch()) as scratch:
-                store = Path(scratch) / "store"
-                self._copy_live(store)
-                client = QdrantClient(path=str(store))
-                try:
-                    yield client
-                finally:
-                    client.close()
+            with self._private_copy(self._write_prefix) as (client, store):
+                yield client
+                client.close()  # flushed and unlocked before its files are copied
                 self._publish(store)
+
+    @contextmanager
+    def _private_copy(self, prefix: str) -> Iterator[tuple[QdrantClient, Path]]:
+        """An embedded client over a scratch copy of the live store, removed afterwards."""
+        with tempfile.TemporaryDirectory(prefix=prefix, dir=_fast_scratch()) as scratch:
+            store = Path(scratch) / "store"
+            self._copy_live(store)
+            client = QdrantClient(path=str(store))
+            try:
+                yield client, store
+            finally:
+                client.close()
 
     def published_at(self) -> float | None:
         """When the embedded store last changed (None before the first write, or on a server)."""

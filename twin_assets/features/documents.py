@@ -15,14 +15,19 @@ def text_hash(text: str) -> str:
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
-class CleanedDocument(BaseModel):
-    id: str
+class SourceFields(BaseModel):
+    """Where a text comes from: shared by cleaned documents and their chunks, so search can cite it."""
+
     author_id: str
     author_name: str
     platform: str
     link: str
     category: Category
     title: str
+
+
+class CleanedDocument(SourceFields):
+    id: str
     content: str
     files: list[RepositoryFile] = []  # repositories: each file's cleaned code, chunked file by file
     source_hash: str  # the raw document's content hash: unchanged raw text is never cleaned again
@@ -54,7 +59,7 @@ def clean_document(raw: RawDocument) -> CleanedDocument:
     )
 
 
-class Chunk(BaseModel):
+class Chunk(SourceFields):
     id: str
     document_id: str
     document_hash: str  # the cleaned document's hash when this chunk was cut
@@ -62,12 +67,6 @@ class Chunk(BaseModel):
     content: str
     content_hash: str
     token_count: int
-    author_id: str
-    author_name: str
-    platform: str
-    link: str
-    category: Category
-    title: str
     path: str | None = None  # repositories: the file the chunk comes from
     features_version: str  # embedding model and chunking settings: either changing re-embeds
 

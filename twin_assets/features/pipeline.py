@@ -135,15 +135,16 @@ def sync_embedded_chunks(client: QdrantClient, embedder: Embedder, chunker: Chun
                 previous = stored_by_doc.get(document.id, {})
                 ids = {c.id for c in chunks}
                 stale += [pid for pid in previous if pid not in ids]
+                kept = []  # same text in a changed document: keep the vector, record the new document hash
                 for chunk in chunks:
                     before = previous.get(chunk.id)
                     if before and before["content_hash"] == chunk.content_hash and before["features_version"] == version:
-                        unchanged += 1
-                        if before["document_hash"] != chunk.document_hash:
-                            client.set_payload(name, payload={"document_hash": chunk.document_hash},
-                                               points=[chunk.id], wait=True)
+                        kept.append(chunk.id)
                     else:
                         wanted.append(chunk)
+                unchanged += len(kept)
+                if kept:
+                    client.set_payload(name, payload={"document_hash": document.content_hash}, points=kept, wait=True)
         with report.timed("embed"):
             vectors = embed_with_progress(embedder, [c.content for c in wanted], progress or ProgressReporter(),
                                           f"embedding {author.full_name}'s {category.value}")
