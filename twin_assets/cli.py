@@ -10,6 +10,7 @@ from pathlib import Path
 
 import click
 
+from twin_assets.cli_models import chat, models
 from twin_resources import warehouse_from_env
 from twin_resources.documents import Category, UserDocument
 from twin_resources.transfer import TransferError, export_warehouse, import_warehouse
@@ -219,6 +220,9 @@ def ui(port: int):
     dagster = Path(sys.executable).with_name("dagster")  # the venv's, even when the venv is not activated
     os.execv(dagster, [str(dagster), "dev", "-w", str(PROJECT_ROOT / "workspace.yaml"), "-p", str(port)])
 
+
+main.add_command(models)
+main.add_command(chat)
 
 if __name__ == "__main__":
     main()

@@ -2,7 +2,7 @@
 
 import dagster as dg
 
-from twin_assets import collection, features
+from twin_assets import collection, features, models
 from twin_resources import resources_from_env
 
 # Everything built so far, end to end, for one author: the README's first command runs this.
@@ -15,6 +15,7 @@ def build_definitions(resources: dict | None = None) -> dg.Definitions:
     return dg.Definitions.merge(
         collection.defs,
         features.defs,
+        models.defs,
         dg.Definitions(jobs=[main_job], resources=resources if resources is not None else resources_from_env()),
     )
 

@@ -42,9 +42,15 @@ def summarize_run(author: UserDocument, result: dg.ExecuteInProcessResult) -> st
     for event in result.get_asset_materialization_events():
         materialization = event.step_materialization_data.materialization
         meta = {key: value.value for key, value in materialization.metadata.items()}
+        name = materialization.asset_key.to_user_string()
         if "stored" in meta:
-            parts.append(f"{materialization.asset_key.to_user_string()} {meta['stored']} "
-                         f"({meta['new']} new, {meta['updated']} updated)")
+            parts.append(f"{name} {meta['stored']} ({meta['new']} new, {meta['updated']} updated)")
             failed += meta.get("failed_links", 0)
+        elif "version" in meta:
+            parts.append(f"{name} {meta['version'][:12]}")
+        elif exports := {k.removesuffix("_version"): v for k, v in meta.items() if k.endswith("_version")}:
+            parts.append(f"{name} " + ", ".join(f"{kind} {version[:12]}" for kind, version in exports.items()))
+        elif meta.get("skipped"):
+            parts.append(f"{name} skipped")
     line = f"{author.full_name}: " + "; ".join(parts)
     return line + (f"; {failed} links failed (see: twin links list)" if failed else "")

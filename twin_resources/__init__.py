@@ -5,6 +5,8 @@ from contextlib import contextmanager
 
 from twin_resources.embedding import Embedder
 from twin_resources.http import HttpClient
+from twin_resources.llm import LLM
+from twin_resources.model_registry import ModelRegistry
 from twin_resources.progress import ProgressReporter
 from twin_resources.settings import env_or, twin_home
 from twin_resources.vector_store import VectorStore
@@ -20,9 +22,19 @@ def resources_from_env() -> dict:
         "embedder": Embedder(model=env_or("TWIN_EMBEDDING_MODEL", "sentence-transformers/all-MiniLM-L6-v2"),
                              backend=env_or("TWIN_EMBEDDING_BACKEND", "auto"),
                              precision=env_or("TWIN_EMBEDDING_PRECISION", "auto"), home=home),
+        "model_registry": ModelRegistry(home=home),
+        "llm": llm_from_env(),
         "http": HttpClient(),
         "progress": ProgressReporter(),
     }
+
+
+def llm_from_env(**overrides) -> LLM:
+    """The language model the environment names (`TWIN_LLM_*`), with `overrides` taking precedence."""
+    settings = {"backend": env_or("TWIN_LLM_BACKEND", "auto"), "model": env_or("TWIN_LLM_MODEL", "promoted"),
+                "base_url": env_or("TWIN_LLM_BASE_URL", ""), "api_key": env_or("TWIN_LLM_API_KEY", ""),
+                "home": env_or("TWIN_HOME", str(twin_home()))}
+    return LLM(**{**settings, **{k: v for k, v in overrides.items() if v is not None}})
 
 
 @contextmanager
@@ -32,4 +44,4 @@ def warehouse_from_env() -> Iterator[Warehouse]:
         yield warehouse
 
 
-__all__ = ["Embedder", "HttpClient", "VectorStore", "ProgressReporter", "Warehouse", "resources_from_env", "twin_home", "warehouse_from_env"]
+__all__ = ["Embedder", "HttpClient", "LLM", "ModelRegistry", "VectorStore", "ProgressReporter", "Warehouse", "llm_from_env", "resources_from_env", "twin_home", "warehouse_from_env"]

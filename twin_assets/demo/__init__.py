@@ -59,6 +59,6 @@ def run_demo(port: int) -> bool:
         succeeded = run_job_for_authors("main_job", [registration.author],
                                         {"ops": {"raw_documents": {"config": {"recrawl": True}}}})
     if succeeded:
-        print(f'next: `twin search "how do you chunk documents?" --author "{DEMO_AUTHOR}"`, `twin links list`, '
-              "or `twin ui` to see the graph")
+        print(f'next: `twin search "how do you chunk documents?" --author "{DEMO_AUTHOR}"`, `twin models list`, '
+              '`twin chat "Write about evals"`, or `twin ui` to see the graph')
     return succeeded

@@ -1,0 +1,120 @@
+"""The model layer's assets: the base model and its GGUF and EXL2 exports, each a registry version."""
+
+import os
+
+import dagster as dg
+from pydantic import Field
+
+from twin_assets.features.assets import cleaned_documents
+from twin_assets.metadata import markdown_table
+from twin_assets.models.base_models import build_tiny_base, cleaned_texts, register_configured_base
+from twin_assets.models.exports import Exl2Config, GgufConfig, export_exl2, export_gguf
+from twin_assets.models.tiny_llama import TinyLlamaSpec
+from twin_assets.plots import line_plot_markdown
+from twin_resources import ProgressReporter
+from twin_resources.model_registry import ModelRegistry, ModelVersion
+from twin_resources.vector_store import VectorStore
+
+MODELS = dict(group_name="models", tags={"stage": "training"})
+
+
+class BaseModelConfig(TinyLlamaSpec):
+    model: str = Field(default=os.environ.get("TWIN_BASE_MODEL", ""),
+                       description="A hub id or local model directory; empty trains a tiny Llama from scratch.")
+
+
+def version_metadata(entry: ModelVersion) -> dict:
+    """What the UI shows for every model version: its identity, lineage and size."""
+    return {"version": entry.version, "name": entry.name, "kind": entry.kind, "format": entry.format,
+            "parents": ", ".join(p[:12] for p in entry.parents) or "none",
+            "bytes": sum(entry.files.values()), "path": dg.MetadataValue.path(str(entry.path))}
+
+
+@dg.asset(deps=[cleaned_documents], kinds={"pytorch"}, **MODELS)
+def base_model(context: dg.AssetExecutionContext, config: BaseModelConfig, vector_store: VectorStore,
+               model_registry: ModelRegistry, progress: dg.ResourceParam[ProgressReporter]) -> dg.MaterializeResult:
+    """The model everything is fine-tuned from: `TWIN_BASE_MODEL` (hub id or directory), else a small Llama
+    trained here on every author's cleaned documents, with its own byte-level BPE tokenizer."""
+    registry = model_registry.registry
+    if config.model:
+        outcome = register_configured_base(registry, config.model)
+    else:
+        with vector_store.read() as client:
+            texts = cleaned_texts(client)
+        progress.start(config.steps, "training the base model", unit="step")
+
+        def on_step(step: int, loss: float) -> None:
+            progress.advance(f"loss {loss:.3f}")
+            if step % max(1, config.steps // 10) == 0:
+                context.log.info(f"step {step}/{config.steps}: loss {loss:.3f}")
+
+        try:
+            outcome = build_tiny_base(registry, texts, config, on_step)
+        except ValueError as error:
+            raise dg.Failure(str(error)) from None
+        finally:
+            progress.finish()
+    entry = outcome.entry
+    context.log.info(f"base model {entry.short} ({'reused' if outcome.reused else 'new'})")
+    if registry.promoted() is None:
+        registry.promote(entry.version, "first model: nothing was promoted before")
+        context.log.info(f"promoted {entry.short}: nothing was promoted before")
+    metadata = {**version_metadata(entry), "reused": outcome.reused,
+                "parameters": entry.metadata.get("parameters", 0), "source": entry.metadata.get("source", "")}
+    if outcome.losses:
+        steps, losses = zip(*outcome.losses)
+        metadata["final_loss"] = float(losses[-1])
+        metadata["loss_curve"] = dg.MetadataValue.md(
+            line_plot_markdown(list(steps), list(losses), "base model training loss", "step", "loss"))
+    return dg.MaterializeResult(metadata=metadata, data_version=dg.DataVersion(entry.version))
+
+
+GGUF_CHECK = "logits_agree_with_transformers"
+
+
+@dg.asset(deps=[base_model], kinds={"gguf"}, check_specs=[dg.AssetCheckSpec(GGUF_CHECK, asset="gguf_model",
+                                                                            blocking=True)], **MODELS)
+def gguf_model(context: dg.AssetExecutionContext, config: GgufConfig,
+               model_registry: ModelRegistry) -> dg.MaterializeResult:
+    """The latest base model as GGUF files for llama.cpp (f16, Q8_0, Q4_K_M by default), each checked
+    against the transformers model's next-token logits on fixed prompts."""
+    registry = model_registry.registry
+    source = registry.latest("base")
+    if source is None:
+        raise dg.Failure("no base model in the registry: materialize base_model first")
+    try:
+        export = export_gguf(registry, source, config, context.log.info)
+    except Exception as error:  # a failed export registers nothing; the previous files stay in place
+        raise dg.Failure(f"GGUF export of {source.short} failed: {error}") from None
+    rows = [[a.quantization, e.short, f"{sum(e.files.values()) / 1e6:.1f}", f"{a.max_abs_diff:.4f}",
+             f"{config.max_logit_diff[a.quantization]:g}", f"{a.top1_agreement:.0%}",
+             f"{config.min_top1_agreement[a.quantization]:.0%}", "yes" if a.tokenization_matches else "NO"]
+            for e, a in zip(export.entries, export.agreements)]
+    table = markdown_table(["quantization", "version", "MB", "max logit diff", "allowed", "top-1", "required",
+                            "same tokens"], rows)
+    failing = [a.quantization for a in export.agreements
+               if not a.within(config.max_logit_diff[a.quantization], config.min_top1_agreement[a.quantization])]
+    check = dg.AssetCheckResult(
+        check_name=GGUF_CHECK, passed=not failing, metadata={"agreement": dg.MetadataValue.md(table)},
+        description="every file within its thresholds" if not failing else f"outside thresholds: {', '.join(failing)}")
+    return dg.MaterializeResult(
+        metadata={"source": source.version, "files": dg.MetadataValue.md(table),
+                  **{f"{e.metadata['quantization']}_version": e.version for e in export.entries}},
+        check_results=[check], data_version=dg.DataVersion(":".join(e.short for e in export.entries)))
+
+
+@dg.asset(deps=[base_model], kinds={"exllamav2"}, **MODELS)
+def exl2_model(context: dg.AssetExecutionContext, config: Exl2Config,
+               model_registry: ModelRegistry) -> dg.MaterializeResult:
+    """The latest base model quantized with exllamav2 (EXL2) for fast GPU serving; skipped without CUDA."""
+    registry = model_registry.registry
+    source = registry.latest("base")
+    if source is None:
+        raise dg.Failure("no base model in the registry: materialize base_model first")
+    outcome = export_exl2(registry, source, config)
+    if outcome.skipped:
+        context.log.warning(f"exl2_model skipped: {outcome.skipped}")
+        return dg.MaterializeResult(metadata={"skipped": True, "reason": outcome.skipped, "source": source.version})
+    return dg.MaterializeResult(metadata={**version_metadata(outcome.entry), "skipped": False,
+                                          "bits_per_weight": config.bits_per_weight},
+                                data_version=dg.DataVersion(outcome.entry.version))

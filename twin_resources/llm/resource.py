@@ -1,0 +1,105 @@
+"""The `LLM` resource: one interface over the transformers, llama.cpp and OpenAI-compatible backends."""
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import dagster as dg
+from pydantic import PrivateAttr
+
+from twin_resources.llm.base import ChatBackend, Completion, LLMError, Message, Sampling
+from twin_resources.llm.structured import chat_json
+from twin_resources.model_registry import ModelVersion, Registry, RegistryError, default_registry
+
+BACKENDS = ("auto", "transformers", "llama_cpp", "openai")
+
+
+class LLM(dg.ConfigurableResource):
+    """A language model chosen by configuration.
+
+    `backend` "auto": the `openai` backend when `base_url` is set, else the model's own format (a directory
+    is transformers, a .gguf file is llama.cpp). `model` is "promoted" (the registry's promoted version), a
+    registry version, a model directory or a GGUF file; for the `openai` backend, the served model's name.
+    """
+
+    backend: str = "auto"
+    model: str = "promoted"
+    base_url: str = ""
+    api_key: str = ""
+    max_tokens: int = 256
+    temperature: float = 0.7
+    timeout_s: float = 120.0
+    structured_attempts: int = 3
+    context_length: int = 4096
+    threads: int = 0
+    home: str = ""
+    registry_root: str = ""
+    _backend: ChatBackend | None = PrivateAttr(default=None)
+
+    def open(self) -> ChatBackend:
+        """The backend, loaded on first use and kept."""
+        if self._backend is None:
+            self._backend = self._load()
+        return self._backend
+
+    def _load(self) -> ChatBackend:
+        if self.backend not in BACKENDS:
+            raise LLMError(f"unknown LLM backend {self.backend!r}: choose one of {', '.join(BACKENDS)}")
+        if self.backend == "openai" or (self.backend == "auto" and self.base_url):
+            from twin_resources.llm.openai_backend import OpenAIBackend
+
+            return OpenAIBackend(self.base_url, self.api_key, self.model, self.timeout_s)
+        path, version = self._local_model()
+        backend = self.backend if self.backend != "auto" else ("llama_cpp" if path.suffix == ".gguf" else "transformers")
+        if backend == "llama_cpp":
+            from twin_resources.llm.llama_cpp_backend import LlamaCppBackend
+
+            return LlamaCppBackend(path, version, self.context_length, self.threads)
+        from twin_resources.llm.transformers_backend import TransformersBackend
+
+        return TransformersBackend(path, version)
+
+    def _local_model(self) -> tuple[Path, str]:
+        """The model's file or directory and the name it answers as (its registry version when it has one)."""
+        candidate = Path(self.model).expanduser()
+        looks_like_a_path = "/" in self.model or candidate.suffix == ".gguf"
+        if self.model != "promoted" and (candidate.exists() or looks_like_a_path):
+            return candidate, str(candidate)  # a missing one is named by the backend
+        registry = self._registry()
+        try:
+            entry = registry.promoted() if self.model == "promoted" else registry.get(self.model)
+        except RegistryError as error:
+            raise LLMError(str(error)) from None
+        if entry is None:
+            raise LLMError(f"no model is promoted in {registry.root}: materialize base_model or run "
+                           "`twin models promote VERSION`")
+        return model_path(entry), entry.version
+
+    def _registry(self) -> Registry:
+        return default_registry(self.home, self.registry_root)
+
+    def sampling(self, **overrides) -> Sampling:
+        values = {"max_tokens": self.max_tokens, "temperature": self.temperature, **overrides}
+        values["stop"] = tuple(values.get("stop") or ())
+        return Sampling(**values)
+
+    def chat(self, messages: list[Message], **overrides) -> Completion:
+        return self.open().chat(messages, self.sampling(**overrides))
+
+    def stream(self, messages: list[Message], **overrides) -> Iterator[str]:
+        return self.open().stream(messages, self.sampling(**overrides))
+
+    def generate(self, prompt: str, **overrides) -> Completion:
+        return self.open().complete(prompt, self.sampling(**overrides))
+
+    def structured(self, messages: list[Message], schema: dict, **overrides):
+        """A JSON value matching `schema`; StructuredOutputError after `structured_attempts` tries."""
+        return chat_json(self.open(), messages, schema, self.sampling(**overrides), self.structured_attempts)
+
+    def teardown_after_execution(self, context) -> None:
+        if self._backend is not None:
+            self._backend.close()
+
+
+def model_path(entry: ModelVersion) -> Path:
+    """What a backend opens for a registry version: its GGUF file, or its directory."""
+    return entry.file(".gguf") if entry.format == "gguf" else entry.path

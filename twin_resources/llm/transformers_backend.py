@@ -1,0 +1,114 @@
+"""A local model directory through transformers: the base model and, later, the fine-tuned ones."""
+
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+
+import torch
+
+from twin_resources.llm.base import Completion, LLMError, Message, Sampling
+
+# For base models that ship without a chat template (many hub base models).
+FALLBACK_TEMPLATE = (
+    "{% for message in messages %}{{ message['role'] }}: {{ message['content'] }}\n{% endfor %}"
+    "{% if add_generation_prompt %}assistant: {% endif %}"
+)
+
+
+def _require_model_directory(directory: Path) -> None:
+    if not directory.is_dir():
+        raise LLMError(f"model directory {directory} does not exist")
+    if not (directory / "config.json").is_file():
+        raise LLMError(f"{directory} is not a model directory: it has no config.json")
+
+
+class TransformersBackend:
+    enforces_json_schema = False
+
+    def __init__(self, directory: Path, model: str = ""):
+        from transformers import AutoModelForCausalLM, AutoTokenizer
+
+        _require_model_directory(directory)
+        try:
+            self.tokenizer = AutoTokenizer.from_pretrained(directory)
+            self.network = AutoModelForCausalLM.from_pretrained(
+                directory, dtype="auto", device_map="auto" if torch.cuda.is_available() else None)
+        except (OSError, ValueError, RuntimeError) as error:
+            raise LLMError(f"cannot load the model in {directory}: {error}") from None
+        self.network.eval()
+        self.model = model or str(directory)
+        if self.tokenizer.chat_template is None:
+            self.tokenizer.chat_template = FALLBACK_TEMPLATE
+
+    def _encode_chat(self, messages: list[Message]) -> dict:
+        encoded = self.tokenizer.apply_chat_template(messages, add_generation_prompt=True, return_dict=True,
+                                                     return_tensors="pt")
+        return {k: v.to(self.network.device) for k, v in encoded.items()}
+
+    def _encode_text(self, prompt: str) -> dict:
+        return {k: v.to(self.network.device) for k, v in self.tokenizer(prompt, return_tensors="pt").items()}
+
+    def _generation_arguments(self, inputs: dict, sampling: Sampling) -> dict:
+        arguments = dict(**inputs, max_new_tokens=sampling.max_tokens, pad_token_id=self.tokenizer.pad_token_id
+                         or self.tokenizer.eos_token_id)
+        if sampling.temperature > 0:
+            arguments.update(do_sample=True, temperature=sampling.temperature)
+        else:
+            arguments.update(do_sample=False, temperature=None, top_p=None, top_k=None)
+        if sampling.stop:
+            arguments.update(stop_strings=list(sampling.stop), tokenizer=self.tokenizer)
+        return arguments
+
+    def _run(self, inputs: dict, sampling: Sampling) -> Completion:
+        prompt_length = inputs["input_ids"].shape[1]
+        self._check_context(prompt_length, sampling)
+        with torch.inference_mode():
+            output = self.network.generate(**self._generation_arguments(inputs, sampling))
+        new_tokens = output[0][prompt_length:]
+        text = _cut_at_stop(self.tokenizer.decode(new_tokens, skip_special_tokens=True), sampling.stop)
+        finish = "length" if len(new_tokens) >= sampling.max_tokens else "stop"
+        return Completion(text=text, model=self.model, prompt_tokens=prompt_length,
+                          completion_tokens=len(new_tokens), finish_reason=finish)
+
+    def _check_context(self, prompt_length: int, sampling: Sampling) -> None:
+        limit = getattr(self.network.config, "max_position_embeddings", None)
+        if limit and prompt_length + sampling.max_tokens > limit:
+            raise LLMError(f"the prompt ({prompt_length} tokens) plus {sampling.max_tokens} new tokens exceeds "
+                           f"the model's context of {limit} tokens")
+
+    def chat(self, messages: list[Message], sampling: Sampling, json_schema: dict | None = None) -> Completion:
+        return self._run(self._encode_chat(messages), sampling)
+
+    def complete(self, prompt: str, sampling: Sampling) -> Completion:
+        return self._run(self._encode_text(prompt), sampling)
+
+    def stream(self, messages: list[Message], sampling: Sampling) -> Iterator[str]:
+        from transformers import TextIteratorStreamer
+
+        inputs = self._encode_chat(messages)
+        self._check_context(inputs["input_ids"].shape[1], sampling)
+        streamer = TextIteratorStreamer(self.tokenizer, skip_prompt=True, skip_special_tokens=True)
+        failure: list[BaseException] = []
+
+        def generate():
+            try:
+                with torch.inference_mode():
+                    self.network.generate(**self._generation_arguments(inputs, sampling), streamer=streamer)
+            except BaseException as error:  # surfaced to the reader below, never lost in the thread
+                failure.append(error)
+                streamer.end()
+
+        worker = threading.Thread(target=generate, daemon=True)
+        worker.start()
+        yield from streamer
+        worker.join()
+        if failure:
+            raise LLMError(f"generation failed: {failure[0]}") from failure[0]
+
+    def close(self) -> None:
+        pass
+
+
+def _cut_at_stop(text: str, stop: tuple[str, ...]) -> str:
+    cuts = [text.find(s) for s in stop if s and s in text]
+    return text[: min(cuts)] if cuts else text
