@@ -23,7 +23,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from twin_assets.models.gguf_export import quantize  # noqa: E402
 from twin_assets.models.llama_cpp_converter import convert_to_gguf, converter_directory  # noqa: E402
-from twin_assets.models.tiny_llama import CHAT_TEMPLATE, train_tokenizer  # noqa: E402
+from twin_assets.models.tiny_llama import CHAT_TEMPLATE, mark_trained_here, train_tokenizer  # noqa: E402
+from twin_resources.settings import quiet_transformers  # noqa: E402
 
 CORPUS = Path(__file__).resolve().parent.parent / "twin_assets" / "demo" / "corpus"
 PROMPT_TOKENS, DECODE_TOKENS = 128, 48
@@ -42,8 +43,7 @@ def build_model(directory: Path, layers: int) -> int:
     model = LlamaForCausalLM(config)
     model.save_pretrained(directory)
     tokenizer.save_pretrained(directory)
-    marked = json.loads((directory / "tokenizer_config.json").read_text()) | {"twin_byte_level_bpe": True}
-    (directory / "tokenizer_config.json").write_text(json.dumps(marked))
+    mark_trained_here(directory)
     return sum(p.numel() for p in model.parameters())
 
 
@@ -116,6 +116,7 @@ def main() -> None:
     arguments = parser.parse_args()
     threads = os.cpu_count() or 1
     torch.set_num_threads(threads)
+    quiet_transformers()
     results: dict = {}
     with tempfile.TemporaryDirectory() as scratch:
         scratch = Path(scratch)
@@ -128,6 +129,8 @@ def main() -> None:
         results["transformers fp32"] = transformers_speed(scratch / "model")
         for quantization, path in files.items():
             results[f"llama.cpp {quantization.upper()}"] = llama_cpp_speed(path, threads)
+        if threads > 1:  # memory-bound decoding would not get faster with a second thread
+            results["llama.cpp Q4_K_M, 1 thread"] = llama_cpp_speed(files["q4_k_m"], 1)
     print(f"\n| format | MB read per token | prompt tok/s | decode tok/s | bandwidth limit tok/s | of limit |")
     print("|---|---|---|---|---|---|")
     for name, figures in results.items():

@@ -12,7 +12,7 @@ from twin_assets.features.chunking import Chunker, ChunkingConfig
 from twin_assets.features.cleaning import clean_code, clean_prose
 from twin_assets.features.pipeline import chunk_collection, sync_cleaned_documents, sync_embedded_chunks
 from twin_assets.features.search import search_chunks
-from twin_resources import ProgressReporter, VectorStore
+from twin_resources import ModelRegistry, ProgressReporter, VectorStore
 from twin_resources.documents import (
     ArticleContent, ArticleDocument, Category, PostContent, PostDocument, RepositoryContent, RepositoryDocument,
     RepositoryFile,
@@ -231,7 +231,8 @@ def test_new_raw_documents_trigger_the_features_automatically(warehouse, store, 
     from twin_assets.definitions import build_definitions
 
     defs = build_definitions({"warehouse": warehouse, "vector_store": store, "embedder": embedder,
-                              "http": None, "progress": ProgressReporter()})
+                              "model_registry": ModelRegistry(home=store.home), "http": None,
+                              "progress": ProgressReporter()})
     instance.add_dynamic_partitions("authors", [author.key])
     first = dg.evaluate_automation_conditions(defs=defs, instance=instance)
     for key in RAW_ASSETS.values():

@@ -137,9 +137,9 @@ def test_gguf_files_agree_with_the_transformers_model_within_their_thresholds(gg
     for agreement in agreements:
         q = agreement.quantization
         assert agreement.tokenization_matches, q
-        assert agreement.within(config.max_logit_diff[q], config.min_top1_agreement[q]), agreement
+        assert agreement.within(config.max_mean_kl_divergence[q], config.min_top1_agreement[q]), agreement
     by_name = {a.quantization: a for a in agreements}
-    assert by_name["f16"].max_abs_diff < by_name["q4_k_m"].max_abs_diff
+    assert by_name["f16"].mean_kl_divergence < by_name["q4_k_m"].mean_kl_divergence
     assert entries["q4_k_m"].files[next(iter(entries["q4_k_m"].files))] < entries["f16"].files[next(iter(entries["f16"].files))]
 
 
@@ -305,3 +305,27 @@ def test_the_model_assets_build_register_check_and_skip_exl2_without_cuda(wareho
         [sys.executable, "-m", "twin_assets.cli", "models", "list", "--json"], capture_output=True, text=True,
         env={**os.environ, "TWIN_HOME": str(twin_home)}, check=True).stdout)
     assert [e["version"] for e in json_listing if e["promoted"]] == [gguf_version]
+
+
+def test_the_same_files_from_a_new_recipe_are_one_version_found_by_either(tmp_path):
+    registry = Registry(tmp_path)
+    versions = []
+    for recipe, note in (("old", {"kl": 1}), ("new", {"kl": 2})):
+        with registry.staging() as staged:
+            (staged / "model.gguf").write_text("same bytes")
+            versions.append(registry.register(staged, name="m", kind="gguf", format="gguf", recipe=recipe,
+                                              metadata=note).version)
+    assert versions[0] == versions[1] and len(registry.versions()) == 1
+    assert registry.find(recipe="old") == registry.find(recipe="new")
+    assert registry.find(recipe="new").metadata == {"kl": 2}
+
+
+def test_a_configured_base_model_directory_is_registered_with_its_files_unchanged(base, tmp_path):
+    from twin_assets.models.base_models import register_configured_base
+
+    outcome = register_configured_base(Registry(tmp_path / "registry"), str(base.entry.path))
+    assert outcome.entry.version == base.entry.version  # the same files: the same version
+    assert outcome.entry.metadata["architecture"] == ["LlamaForCausalLM"]
+    (tmp_path / "not-a-model").mkdir()
+    with pytest.raises(ValueError, match="has no config.json"):
+        register_configured_base(Registry(tmp_path / "registry"), str(tmp_path / "not-a-model"))

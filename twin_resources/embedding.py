@@ -16,7 +16,7 @@ from pydantic import Field, PrivateAttr
 from tokenizers import Tokenizer
 
 from twin_resources.embedding_models import ModelFiles, onnx_export, resolve_model
-from twin_resources.settings import twin_home
+from twin_resources.settings import quiet_transformers, twin_home
 
 BACKENDS = ("auto", "fastembed", "sentence-transformers")
 PRECISIONS = ("auto", "fp32", "int8", "bf16")
@@ -134,9 +134,8 @@ class Embedder(dg.ConfigurableResource):
     def _load_sentence_transformers(self):
         import torch
         from sentence_transformers import SentenceTransformer
-        from transformers.utils import logging as transformers_logging
 
-        transformers_logging.disable_progress_bar()  # a bar for loading 90 MB of weights is noise
+        quiet_transformers()
 
         precision = self.resolved_precision
         dtypes = {"fp32": torch.float32, "bf16": torch.bfloat16}

@@ -41,6 +41,7 @@ class ModelVersion(BaseModel):
     parents: list[str] = Field(default_factory=list)  # versions this one was made from
     dataset: str | None = None  # the dataset version it was trained on
     recipe: str = ""  # hash of everything that produced it, so a re-run can reuse it
+    also_made_by: list[str] = Field(default_factory=list)  # later recipes that produced the same files
     files: dict[str, int] = Field(default_factory=dict)  # relative path -> bytes
     metadata: dict = Field(default_factory=dict)
     path: Path = Path()  # where its files are (set when read)
@@ -110,12 +111,13 @@ class Registry:
 
     def register(self, staged: Path, *, name: str, kind: str, format: str, parents: list[str] = (),
                  dataset: str | None = None, recipe: str = "", metadata: dict | None = None) -> ModelVersion:
-        """Move the files in `staged` into a new version; the same files again give the same version."""
+        """Move the files in `staged` into a new version; the same files again give the same version
+        (its manifest then learns the new recipe and metadata, so `find` reuses it next time)."""
         version, sizes = content_hash(staged)
         target = self.versions_dir / version
         with self._lock:
             if (target / MANIFEST).is_file():
-                return self.get(version)
+                return self._remember(self.get(version), recipe, metadata or {})
             shutil.rmtree(target, ignore_errors=True)  # an earlier crash between move and manifest
             target.mkdir()
             shutil.move(str(staged), str(target / "files"))
@@ -125,6 +127,16 @@ class Registry:
                                  created_at=datetime.now(UTC))
             _write_json_atomically(target / MANIFEST, entry.model_dump(mode="json", exclude={"path"}))
         return self.get(version)
+
+    def _remember(self, entry: ModelVersion, recipe: str, metadata: dict) -> ModelVersion:
+        known = recipe in (entry.recipe, *entry.also_made_by)
+        if known and all(entry.metadata.get(k) == v for k, v in metadata.items()):
+            return entry
+        if not known:
+            entry.also_made_by.append(recipe)
+        entry.metadata.update(metadata)
+        _write_json_atomically(entry.path.parent / MANIFEST, entry.model_dump(mode="json", exclude={"path"}))
+        return entry
 
     def get(self, version: str) -> ModelVersion:
         """A version by its hash or an unambiguous prefix of it."""
@@ -164,7 +176,8 @@ class Registry:
 
     def find(self, *, recipe: str, kind: str | None = None) -> ModelVersion | None:
         """The newest version made by `recipe` (the same inputs and settings), if any."""
-        found = [e for e in self.versions() if e.recipe == recipe and (kind is None or e.kind == kind)]
+        found = [e for e in self.versions()
+                 if recipe in (e.recipe, *e.also_made_by) and (kind is None or e.kind == kind)]
         return found[-1] if found else None
 
     def latest(self, kind: str) -> ModelVersion | None:

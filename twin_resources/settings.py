@@ -31,3 +31,10 @@ def env_or(name: str, default: str) -> str | dg.EnvVar:
     embedded default.
     """
     return dg.EnvVar(name) if os.environ.get(name) else default
+
+
+def quiet_transformers() -> None:
+    """No progress bars from transformers: one per loaded or saved model is noise in logs and the CLI."""
+    from transformers.utils import logging as transformers_logging
+
+    transformers_logging.disable_progress_bar()

@@ -7,12 +7,13 @@ from pydantic import Field
 
 from twin_assets.features.assets import cleaned_documents
 from twin_assets.metadata import markdown_table
-from twin_assets.models.base_models import build_tiny_base, cleaned_texts, register_configured_base
+from twin_assets.models.base_models import (BaseModelOutcome, build_tiny_base, cleaned_texts,
+                                           register_configured_base)
 from twin_assets.models.exports import Exl2Config, GgufConfig, export_exl2, export_gguf
 from twin_assets.models.tiny_llama import TinyLlamaSpec
 from twin_assets.plots import line_plot_markdown
 from twin_resources import ProgressReporter
-from twin_resources.model_registry import ModelRegistry, ModelVersion
+from twin_resources.model_registry import ModelRegistry, ModelVersion, Registry
 from twin_resources.vector_store import VectorStore
 
 MODELS = dict(group_name="models", tags={"stage": "training"})
@@ -30,30 +31,36 @@ def version_metadata(entry: ModelVersion) -> dict:
             "bytes": sum(entry.files.values()), "path": dg.MetadataValue.path(str(entry.path))}
 
 
+def _train_with_progress(context: dg.AssetExecutionContext, registry: Registry, texts: list[str],
+                         spec: TinyLlamaSpec, progress: ProgressReporter) -> BaseModelOutcome:
+    progress.start(spec.steps, "training the base model", unit="step")
+
+    def on_step(step: int, loss: float) -> None:
+        progress.advance(f"loss {loss:.3f}" if loss == loss else "")  # NaN until the first logged loss
+        if step % max(1, spec.steps // 10) == 0:
+            context.log.info(f"step {step}/{spec.steps}: loss {loss:.3f}")
+
+    try:
+        return build_tiny_base(registry, texts, spec, on_step)
+    finally:
+        progress.finish()
+
+
 @dg.asset(deps=[cleaned_documents], kinds={"pytorch"}, **MODELS)
 def base_model(context: dg.AssetExecutionContext, config: BaseModelConfig, vector_store: VectorStore,
                model_registry: ModelRegistry, progress: dg.ResourceParam[ProgressReporter]) -> dg.MaterializeResult:
     """The model everything is fine-tuned from: `TWIN_BASE_MODEL` (hub id or directory), else a small Llama
     trained here on every author's cleaned documents, with its own byte-level BPE tokenizer."""
     registry = model_registry.registry
-    if config.model:
-        outcome = register_configured_base(registry, config.model)
-    else:
-        with vector_store.read() as client:
-            texts = cleaned_texts(client)
-        progress.start(config.steps, "training the base model", unit="step")
-
-        def on_step(step: int, loss: float) -> None:
-            progress.advance(f"loss {loss:.3f}")
-            if step % max(1, config.steps // 10) == 0:
-                context.log.info(f"step {step}/{config.steps}: loss {loss:.3f}")
-
-        try:
-            outcome = build_tiny_base(registry, texts, config, on_step)
-        except ValueError as error:
-            raise dg.Failure(str(error)) from None
-        finally:
-            progress.finish()
+    try:
+        if config.model:
+            outcome = register_configured_base(registry, config.model)
+        else:
+            with vector_store.read() as client:
+                texts = cleaned_texts(client)
+            outcome = _train_with_progress(context, registry, texts, config, progress)
+    except ValueError as error:  # no text, a bad directory, an unknown hub id: the reason, not a trace
+        raise dg.Failure(str(error)) from None
     entry = outcome.entry
     context.log.info(f"base model {entry.short} ({'reused' if outcome.reused else 'new'})")
     if registry.promoted() is None:
@@ -87,13 +94,13 @@ def gguf_model(context: dg.AssetExecutionContext, config: GgufConfig,
     except Exception as error:  # a failed export registers nothing; the previous files stay in place
         raise dg.Failure(f"GGUF export of {source.short} failed: {error}") from None
     rows = [[a.quantization, e.short, f"{sum(e.files.values()) / 1e6:.1f}", f"{a.max_abs_diff:.4f}",
-             f"{config.max_logit_diff[a.quantization]:g}", f"{a.top1_agreement:.0%}",
+             f"{a.mean_kl_divergence:.5f}", f"{config.max_mean_kl_divergence[a.quantization]:g}", f"{a.top1_agreement:.0%}",
              f"{config.min_top1_agreement[a.quantization]:.0%}", "yes" if a.tokenization_matches else "NO"]
             for e, a in zip(export.entries, export.agreements)]
-    table = markdown_table(["quantization", "version", "MB", "max logit diff", "allowed", "top-1", "required",
-                            "same tokens"], rows)
+    table = markdown_table(["quantization", "version", "MB", "max logit diff", "mean KL", "allowed", "top-1",
+                            "required", "same tokens"], rows)
     failing = [a.quantization for a in export.agreements
-               if not a.within(config.max_logit_diff[a.quantization], config.min_top1_agreement[a.quantization])]
+               if not a.within(config.max_mean_kl_divergence[a.quantization], config.min_top1_agreement[a.quantization])]
     check = dg.AssetCheckResult(
         check_name=GGUF_CHECK, passed=not failing, metadata={"agreement": dg.MetadataValue.md(table)},
         description="every file within its thresholds" if not failing else f"outside thresholds: {', '.join(failing)}")

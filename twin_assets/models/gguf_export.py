@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 
 from twin_assets.models.llama_cpp_converter import ExportError
+from twin_resources.settings import quiet_transformers
 
 # llama.cpp's file types (enum llama_ftype) for the quantizations we produce from an f16 file.
 FILE_TYPES = {"q8_0": 7, "q4_k_m": 15}
@@ -56,13 +57,20 @@ class Agreement:
     """How one GGUF file's next-token logits compare with the transformers model's on the fixed prompts."""
 
     quantization: str
-    max_abs_diff: float
+    max_abs_diff: float  # in logits: grows with how sharp the model's predictions are
     mean_abs_diff: float
+    mean_kl_divergence: float  # of the GGUF's next-token distribution from the reference: scale-free
+    max_kl_divergence: float
     top1_agreement: float
     tokenization_matches: bool
 
-    def within(self, max_diff: float, min_top1: float) -> bool:
-        return self.tokenization_matches and self.max_abs_diff <= max_diff and self.top1_agreement >= min_top1
+    def within(self, max_mean_kl: float, min_top1: float) -> bool:
+        return self.tokenization_matches and self.mean_kl_divergence <= max_mean_kl and self.top1_agreement >= min_top1
+
+
+def _log_softmax(logits: np.ndarray) -> np.ndarray:
+    shifted = logits - logits.max(axis=1, keepdims=True)
+    return shifted - np.log(np.exp(shifted).sum(axis=1, keepdims=True))
 
 
 def reference_logits(model_dir: Path, prompts=AGREEMENT_PROMPTS) -> tuple[list[list[int]], np.ndarray]:
@@ -70,6 +78,7 @@ def reference_logits(model_dir: Path, prompts=AGREEMENT_PROMPTS) -> tuple[list[l
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
+    quiet_transformers()
     tokenizer = AutoTokenizer.from_pretrained(model_dir)
     model = AutoModelForCausalLM.from_pretrained(model_dir, dtype=torch.float32).eval()
     ids = [tokenizer(p, add_special_tokens=False)["input_ids"] for p in prompts]
@@ -95,9 +104,12 @@ def gguf_agreement(path: Path, quantization: str, prompts, ids: list[list[int]],
             rows.append(np.array(llama.scores[llama.n_tokens - 1], dtype=np.float32))
     finally:
         llama.close()
-    logits = np.stack(rows)
+    logits = np.stack(rows).astype(np.float64)
     difference = np.abs(logits - reference)
+    log_p, log_q = _log_softmax(reference.astype(np.float64)), _log_softmax(logits)
+    kl = (np.exp(log_p) * (log_p - log_q)).sum(axis=1)
     return Agreement(quantization=quantization, max_abs_diff=float(difference.max()),
-                     mean_abs_diff=float(difference.mean()),
+                     mean_abs_diff=float(difference.mean()), mean_kl_divergence=float(kl.mean()),
+                     max_kl_divergence=float(kl.max()),
                      top1_agreement=float((logits.argmax(1) == reference.argmax(1)).mean()),
                      tokenization_matches=tokenization)

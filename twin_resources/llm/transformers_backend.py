@@ -7,6 +7,7 @@ from pathlib import Path
 import torch
 
 from twin_resources.llm.base import Completion, LLMError, Message, Sampling
+from twin_resources.settings import quiet_transformers
 
 # For base models that ship without a chat template (many hub base models).
 FALLBACK_TEMPLATE = (
@@ -29,6 +30,7 @@ class TransformersBackend:
         from transformers import AutoModelForCausalLM, AutoTokenizer
 
         _require_model_directory(directory)
+        quiet_transformers()
         try:
             self.tokenizer = AutoTokenizer.from_pretrained(directory)
             self.network = AutoModelForCausalLM.from_pretrained(
