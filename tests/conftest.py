@@ -8,8 +8,15 @@ import pytest
 from tests.fixtures.site import fixture_site
 from twin_resources import HttpClient, Warehouse
 from twin_resources.documents import UserDocument
+from twin_resources.embedding import Embedder
 
 SHARED_HANDBOOK = Path(__file__).resolve().parents[1].parent / "shared" / "corpora" / "handbook"
+
+
+@pytest.fixture(scope="session")
+def embedder(tmp_path_factory) -> Embedder:
+    """The real all-MiniLM-L6-v2, loaded once for the whole run."""
+    return Embedder(home=str(tmp_path_factory.mktemp("models")))
 
 
 @pytest.fixture

@@ -113,7 +113,7 @@ def test_the_definitions_hold_the_assets_checks_jobs_and_sensor(twin_home):
     repository = defs.get_repository_def()
     assert {key.to_user_string() for key in repository.asset_graph.get_all_asset_keys()} == {
         "raw_articles", "raw_posts", "raw_repositories", "cleaned_documents", "embedded_chunks", "base_model",
-        "gguf_model", "exl2_model"}
+        "gguf_model", "exl2_model", "reranker_model"}
     assert len(repository.asset_graph.asset_check_keys) == 9 + 2 + 5 + 1
     assert {job.name for job in repository.get_all_jobs()} >= {"main_job", "collection_job", "features_job"}
     assert sorted(sensor.name for sensor in repository.sensor_defs) == ["features_automation", "new_links_sensor"]

@@ -34,11 +34,6 @@ def article(author, name: str, title: str, body: str) -> ArticleDocument:
                                   content=ArticleContent(title=title, body=body))
 
 
-@pytest.fixture(scope="session")
-def embedder(tmp_path_factory) -> Embedder:
-    return Embedder(home=str(tmp_path_factory.mktemp("models")))
-
-
 @pytest.fixture
 def chunker(embedder) -> Chunker:
     return Chunker(embedder.tokenizer, embedder.max_tokens, ChunkingConfig(article_tokens=128))

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import click
 
-from twin_assets.cli_models import chat, models
+from twin_assets.cli_models import chat, models, retrieve
 from twin_resources import warehouse_from_env
 from twin_resources.documents import Category, UserDocument
 from twin_resources.transfer import TransferError, export_warehouse, import_warehouse
@@ -223,6 +223,7 @@ def ui(port: int):
 
 main.add_command(models)
 main.add_command(chat)
+main.add_command(retrieve)
 
 if __name__ == "__main__":
     main()

@@ -1,7 +1,9 @@
-"""`twin models ...` and `twin chat`: the model registry and the language-model backends by hand."""
+"""`twin models ...`, `twin chat` and `twin retrieve`: the model registry, the language-model backends and
+retrieval, by hand."""
 
 import json
 import sys
+import textwrap
 
 import click
 
@@ -104,3 +106,41 @@ def _schema(text: str) -> dict:
         return json.loads(text)
     except json.JSONDecodeError as error:
         raise click.BadParameter(f"not JSON: {error}", param_hint="--json-schema") from None
+
+
+@click.command()
+@click.argument("request")
+@click.option("--author", "author_name", help="Whose writing (default: the author the request names, else all).")
+@click.option("--k", default=5, show_default=True, type=click.IntRange(1, 50), help="How many passages.")
+@click.option("--expansions", default=1, show_default=True, type=click.IntRange(1, 8),
+              help="Queries searched in all: the request plus reformulations by the configured LLM.")
+@click.option("--reranker", help="Cross-encoder: hub id or directory ('none' to skip; default TWIN_RERANKER_MODEL).")
+@click.option("--json", "as_json", is_flag=True, help="Print a JSON list instead of text.")
+def retrieve(request: str, author_name: str | None, k: int, expansions: int, reranker: str | None, as_json: bool):
+    """The twin's retrieval without generation: self-query, expansion, filtered search, rerank."""
+    from twin_resources import resources_from_env
+    from twin_serving.retrieval.retriever import RetrievalSettings
+    from twin_serving.retrieval.setup import configured_reranker, open_retriever
+
+    try:
+        ranker = configured_reranker(reranker)
+    except ValueError as error:
+        raise click.ClickException(str(error)) from None
+    settings = RetrievalSettings(k=k, expansions=expansions)
+    with open_retriever(resources_from_env(), settings, use_llm=expansions > 1, reranker=ranker) as retriever:
+        result = retriever.retrieve(request, author_name=author_name, k=k)
+    if as_json:
+        click.echo(json.dumps([h.as_dict() for h in result.hits], indent=2, ensure_ascii=False))
+    if not result.hits:
+        if not as_json:
+            click.echo(f"no passages: {result.reason}")
+        return
+    if as_json:
+        return
+    who = result.author.full_name if result.author else "every author"
+    timing = ", ".join(f"{s.name} {s.seconds * 1000:.0f} ms" for s in result.spans)
+    click.echo(f"{who}; {len(result.queries)} queries; {timing}")
+    for rank, hit in enumerate(result.hits, 1):
+        p = hit.payload
+        click.echo(f"{rank}. {hit.score:.3f}  {p['author_name']}  {p['category']}  {p['link']}")
+        click.echo("   " + textwrap.shorten(p["content"], 300))

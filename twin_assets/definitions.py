@@ -2,7 +2,7 @@
 
 import dagster as dg
 
-from twin_assets import collection, features, models
+from twin_assets import collection, features, models, retrieval
 from twin_resources import resources_from_env
 
 # Everything built so far, end to end, for one author: the README's first command runs this.
@@ -16,6 +16,7 @@ def build_definitions(resources: dict | None = None) -> dg.Definitions:
         collection.defs,
         features.defs,
         models.defs,
+        retrieval.defs,
         dg.Definitions(jobs=[main_job], resources=resources if resources is not None else resources_from_env()),
     )
 

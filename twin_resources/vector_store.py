@@ -153,13 +153,13 @@ def ensure_collection(client: QdrantClient, name: str, dimension: int | None, in
         client.delete_collection(name)
     vectors = models.VectorParams(size=dimension, distance=models.Distance.COSINE) if dimension else {}
     client.create_collection(name, vectors_config=vectors)
-    if not _is_embedded(client):  # the embedded mode has no payload indexes; it says so on every call
+    if not is_embedded(client):  # the embedded mode has no payload indexes; it says so on every call
         for field in indexed_fields:
             client.create_payload_index(name, field, field_schema=models.PayloadSchemaType.KEYWORD)
     return True
 
 
-def _is_embedded(client: QdrantClient) -> bool:
+def is_embedded(client: QdrantClient) -> bool:
     return client.init_options.get("path") is not None or client.init_options.get("location") == ":memory:"
 
 

@@ -17,6 +17,7 @@ from twin_assets.features.documents import (
 )
 from twin_resources.documents import Category, UserDocument
 from twin_resources.embedding import Embedder
+from twin_resources.feature_store import chunk_collection, cleaned_collection
 from twin_resources.progress import ProgressReporter
 from twin_resources.vector_store import (
     delete_points, ensure_collection, field_filter, scroll_all, upsert_in_batches,
@@ -25,14 +26,6 @@ from twin_resources.warehouse import Warehouse
 
 EMBED_SLICE = 512
 INDEXED_FIELDS = ["author_id", "document_id", "category", "platform"]
-
-
-def cleaned_collection(category: Category) -> str:
-    return f"cleaned_{category.value}"
-
-
-def chunk_collection(category: Category) -> str:
-    return f"embedded_{category.value}"
 
 
 @dataclass

@@ -1,0 +1,136 @@
+"""Retrieval over a real embedded store with the real embedding model: self-query, filtered search,
+expansion's fallback, reranking with a reranker fine-tuned here, the prompt, bad input and the CLI."""
+
+import json
+import os
+import subprocess
+import sys
+
+import dagster as dg
+import numpy as np
+import pytest
+
+from tests.test_features import CORPUS, article, read_article
+from twin_assets.features.chunking import Chunker, ChunkingConfig
+from twin_assets.features.pipeline import sync_cleaned_documents, sync_embedded_chunks
+from twin_assets.retrieval.assets import reranker_model
+from twin_resources import LLM, ModelRegistry, VectorStore
+from twin_resources.documents import Category, UserDocument
+from twin_serving.retrieval import ChunkIndex, RetrievalSettings, Retriever
+from twin_serving.retrieval.rerank import Reranker
+from twin_serving.retrieval.self_query import match_author, match_category
+
+BO = UserDocument.from_full_name("Bo Li")
+
+
+@pytest.fixture
+def store(warehouse, author, embedder, twin_home) -> VectorStore:
+    """Ada wrote the demo articles; Bo Li wrote one article about gardening."""
+    for path in sorted(CORPUS.glob("*.md")):
+        warehouse.upsert_document(article(author, path.stem, *read_article(path)))
+    warehouse.upsert_user(BO)
+    warehouse.upsert_document(article(BO, "tomatoes", "Growing tomatoes on a balcony", (
+        "Tomatoes want six hours of sun, a deep pot and water every morning in July. "
+        "Pinch the side shoots so the plant puts its energy into fruit. ") * 6))
+    store = VectorStore(home=str(twin_home))
+    chunker = Chunker(embedder.tokenizer, embedder.max_tokens, ChunkingConfig(article_tokens=128))
+    for user in (author, BO):
+        with store.write() as client:
+            sync_cleaned_documents(warehouse, client, user)
+            sync_embedded_chunks(client, embedder, chunker, user)
+    return store
+
+
+@pytest.fixture
+def client(store):
+    with store.read() as snapshot:
+        yield snapshot
+
+
+def retriever(client, embedder, warehouse, **kwargs):
+    return Retriever(embedder, ChunkIndex(client), list(warehouse.users()), **kwargs)
+
+
+def test_the_in_memory_index_ranks_exactly_like_qdrants_filtered_search(store, embedder, author):
+    query = embedder.embed(["how should I pick the size of chunks?"])[0]
+    with store.read() as client:
+        index = ChunkIndex(client)
+        ours = index.search(query, Category.ARTICLES, 5, author.id)
+        from twin_resources.vector_store import field_filter
+
+        theirs = client.query_points("embedded_articles", query=query.tolist(), limit=5,
+                                     query_filter=field_filter(author_id=author.id)).points
+    assert [h.id for h in ours] == [str(p.id) for p in theirs]
+    assert np.allclose([h.score for h in ours], [p.score for p in theirs], atol=1e-5)
+    assert index.search(query, Category.ARTICLES, 5, "no-such-author") == []
+
+
+def test_self_query_finds_names_and_categories():
+    ada, ada_b = UserDocument.from_full_name("Ada Quill"), UserDocument.from_full_name("Ada Byron")
+    assert match_author("a LinkedIn post in Bo Li's voice", [ada, BO]) == BO
+    assert match_author("something Quill would write", [ada, BO]) == ada
+    assert match_author("something Ada would write", [ada, ada_b, BO]) is None  # ambiguous first name
+    assert match_author("Ada Byron on engines", [ada, ada_b]) == ada_b
+    assert match_category("write a LinkedIn post about RAG") is Category.POSTS
+    assert match_category("an article on evals") is Category.ARTICLES
+    assert match_category("what do you think?") is None
+
+
+def test_a_request_naming_an_author_gets_only_their_passages_with_sources(client, embedder, warehouse, author):
+    result = retriever(client, embedder, warehouse).retrieve("write an article about tomatoes in Ada Quill's voice")
+    assert result.author == author and result.category is Category.ARTICLES
+    assert result.hits and all(h.payload["author_id"] == author.id for h in result.hits)
+    assert [s.number for s in result.sources] == list(range(1, len(result.hits) + 1))
+    assert "[1]" in result.messages[0]["content"] and "Ada Quill" in result.messages[0]["content"]
+    assert [s.name for s in result.spans] == ["self_query", "expansion", "search", "rerank", "prompt"]
+
+    anyone = retriever(client, embedder, warehouse).retrieve("how do I grow tomatoes on a balcony?")
+    assert anyone.author is None and anyone.hits[0].payload["author_id"] == BO.id
+
+
+def test_bad_requests_get_a_reason_not_a_trace(client, embedder, warehouse, author):
+    twin = retriever(client, embedder, warehouse)
+    assert twin.retrieve("   ").reason == "the request is empty"
+    assert "no author named 'Nobody'" in twin.retrieve("evals", author_name="Nobody").reason
+    warehouse.upsert_user(UserDocument.from_full_name("Cy Empty"))
+    empty = retriever(client, embedder, warehouse).retrieve("anything by Cy Empty at all")
+    assert empty.hits == [] and "no embedded passages for Cy Empty" in empty.reason
+    long_request = "Write about evaluation sets and why they matter. " * 200
+    assert twin.retrieve(long_request).hits  # cut to the model's 256 tokens, not refused
+    assert twin.retrieve("¿Cómo elijo el tamaño de los fragmentos?").hits  # another language still searches
+
+
+def test_expansion_falls_back_to_the_request_when_the_model_fails(client, embedder, warehouse):
+    unreachable = LLM(backend="openai", base_url="http://127.0.0.1:9/v1", model="x", timeout_s=1)
+    twin = retriever(client, embedder, warehouse, llm=unreachable, settings=RetrievalSettings(expansions=3))
+    result = twin.retrieve("how do you chunk documents?")
+    assert result.queries == ["how do you chunk documents?"] and result.hits
+    assert "cannot reach" in next(s for s in result.spans if s.name == "expansion").detail["error"]
+
+
+def test_the_reranker_asset_fine_tunes_a_cross_encoder_that_reranks(store, client, embedder, warehouse, instance, twin_home):
+    models = ModelRegistry(home=str(twin_home))
+    result = dg.materialize([reranker_model], instance=instance,
+                            resources={"vector_store": store, "embedder": embedder, "model_registry": models},
+                            run_config={"ops": {"reranker_model": {"config": {"max_pairs": 24, "batch_size": 8}}}})
+    assert result.success
+    entry = models.registry.latest("reranker")
+    assert entry is not None and entry.metadata["pairs"] > 24
+
+    twin = retriever(client, embedder, warehouse, reranker=Reranker(entry.path))
+    reranked = twin.retrieve("how do I grow tomatoes on a balcony?", k=3)
+    assert len(reranked.hits) == 3 and reranked.hits[0].payload["author_id"] == BO.id
+    assert next(s for s in reranked.spans if s.name == "rerank").detail["model"] == str(entry.path)
+
+
+def test_twin_retrieve_prints_json_passages(store, twin_home):
+    environment = {**os.environ, "TWIN_HOME": str(twin_home)}
+    run = subprocess.run([sys.executable, "-m", "twin_assets.cli", "retrieve", "a blog article by Bo Li on tomatoes",
+                          "--k", "2", "--json"], capture_output=True, text=True, env=environment)
+    assert run.returncode == 0, run.stderr
+    passages = json.loads(run.stdout)
+    assert len(passages) == 2 and {"score", "link", "author", "category", "content"} <= set(passages[0])
+    assert {p["author"] for p in passages} == {"Bo Li"}
+    unknown = subprocess.run([sys.executable, "-m", "twin_assets.cli", "retrieve", "evals", "--author", "Nobody"],
+                             capture_output=True, text=True, env=environment)
+    assert unknown.returncode == 0 and "no passages: no author named 'Nobody'" in unknown.stdout

@@ -1,0 +1,97 @@
+"""Filtered vector search over the embedded chunks, fast on the embedded store and exact on both.
+
+Qdrant's embedded mode evaluates payload filters by scanning every payload in Python, so a search for one
+author's chunks gets slower with every author added. On the embedded store we therefore load each
+collection once per published snapshot into a normalized matrix grouped by author, and search one
+author's rows with a matrix product: the same cosine ranking Qdrant computes, in a fraction of a
+millisecond. A Qdrant server gets the filter itself (its payload indexes make it fast).
+"""
+
+from dataclasses import dataclass, field
+
+import numpy as np
+from qdrant_client import QdrantClient
+
+from twin_resources.documents import Category
+from twin_resources.feature_store import chunk_collection
+from twin_resources.vector_store import field_filter, is_embedded, scroll_all
+
+PAYLOAD = ["author_id", "author_name", "category", "link", "title", "chunk_index", "content", "document_id"]
+
+
+@dataclass(frozen=True)
+class Hit:
+    id: str
+    score: float
+    payload: dict
+
+    def as_dict(self) -> dict:
+        p = self.payload
+        return {"score": round(self.score, 4), "link": p["link"], "author": p["author_name"],
+                "category": p["category"], "title": p["title"], "chunk_index": p["chunk_index"],
+                "content": p["content"]}
+
+
+@dataclass
+class _Matrix:
+    """One collection in memory: unit vectors, their payloads, and each author's row numbers."""
+
+    vectors: np.ndarray
+    ids: list[str]
+    payloads: list[dict]
+    rows_by_author: dict[str, np.ndarray] = field(default_factory=dict)
+
+    @classmethod
+    def load(cls, client: QdrantClient, name: str) -> "_Matrix":
+        records = scroll_all(client, name, payload=PAYLOAD, vectors=True)
+        if not records:
+            return cls(np.zeros((0, 1), np.float32), [], [])
+        vectors = np.asarray([r.vector for r in records], dtype=np.float32)
+        vectors /= np.linalg.norm(vectors, axis=1, keepdims=True).clip(min=1e-12)
+        authors = np.asarray([r.payload["author_id"] for r in records])
+        rows = {a: np.flatnonzero(authors == a) for a in np.unique(authors)}
+        return cls(vectors, [str(r.id) for r in records], [r.payload for r in records], rows)
+
+    def search(self, query: np.ndarray, k: int, author_id: str | None) -> list[Hit]:
+        rows = self.rows_by_author.get(author_id, np.empty(0, int)) if author_id else np.arange(len(self.ids))
+        if not len(rows):
+            return []
+        scores = self.vectors[rows] @ query
+        top = np.argpartition(-scores, min(k, len(rows)) - 1)[:k] if len(rows) > k else np.arange(len(rows))
+        top = top[np.argsort(-scores[top])]
+        return [Hit(self.ids[rows[i]], float(scores[i]), self.payloads[rows[i]]) for i in top]
+
+
+class ChunkIndex:
+    """Search chunks by category with an optional author filter, over one client (one snapshot)."""
+
+    def __init__(self, client: QdrantClient):
+        self.client = client
+        self.embedded = is_embedded(client)
+        self._matrices: dict[Category, _Matrix] = {}
+
+    def _matrix(self, category: Category) -> _Matrix | None:
+        if category not in self._matrices:
+            name = chunk_collection(category)
+            if not self.client.collection_exists(name):
+                return None
+            self._matrices[category] = _Matrix.load(self.client, name)
+        return self._matrices[category]
+
+    def warm(self) -> None:
+        """Load every collection now rather than on the first query."""
+        if self.embedded:
+            for category in Category:
+                self._matrix(category)
+
+    def search(self, vector: np.ndarray, category: Category, k: int, author_id: str | None = None) -> list[Hit]:
+        if self.embedded:
+            matrix = self._matrix(category)
+            query = vector / max(float(np.linalg.norm(vector)), 1e-12)
+            return matrix.search(query.astype(np.float32), k, author_id) if matrix else []
+        name = chunk_collection(category)
+        if not self.client.collection_exists(name):
+            return []
+        points = self.client.query_points(name, query=vector.tolist(), limit=k, with_payload=PAYLOAD,
+                                          query_filter=field_filter(author_id=author_id) if author_id else None).points
+        return [Hit(str(p.id), p.score, p.payload) for p in points]

@@ -1,0 +1,152 @@
+"""The retrieval half of the twin: request in, the author's most relevant passages and a prompt out.
+
+Every step is timed and recorded as a span, which the serving layer sends to its trace store.
+"""
+
+import time
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+
+from twin_resources.documents import Category, UserDocument
+from twin_resources.llm import LLMError
+from twin_serving.retrieval.expansion import expand_query
+from twin_serving.retrieval.index import ChunkIndex, Hit
+from twin_serving.retrieval.prompt import Source, build_prompt
+from twin_serving.retrieval.rerank import Reranker
+from twin_serving.retrieval.self_query import match_author, self_query
+
+
+@dataclass
+class Span:
+    name: str
+    seconds: float
+    detail: dict = field(default_factory=dict)
+
+
+@dataclass
+class Retrieval:
+    request: str
+    hits: list[Hit] = field(default_factory=list)
+    author: UserDocument | None = None
+    category: Category | None = None
+    queries: list[str] = field(default_factory=list)
+    messages: list[dict] = field(default_factory=list)
+    sources: list[Source] = field(default_factory=list)
+    spans: list[Span] = field(default_factory=list)
+    reason: str = ""  # why there are no hits, when there are none
+
+    @contextmanager
+    def span(self, name: str) -> Iterator[dict]:
+        detail: dict = {}
+        start = time.perf_counter()
+        try:
+            yield detail
+        finally:
+            self.spans.append(Span(name, time.perf_counter() - start, detail))
+
+
+@dataclass
+class RetrievalSettings:
+    k: int = 5
+    candidates: int = 20  # per query and category before merging, and what the reranker sees
+    expansions: int = 1  # queries searched in all (1: the request alone)
+
+
+class Retriever:
+    def __init__(self, embedder, index: ChunkIndex, authors: list[UserDocument], llm=None,
+                 reranker: Reranker | None = None, settings: RetrievalSettings | None = None):
+        self.embedder, self.index, self.authors = embedder, index, authors
+        self.llm, self.reranker, self.settings = llm, reranker, settings or RetrievalSettings()
+
+    def retrieve(self, request: str, author_name: str | None = None, k: int | None = None,
+                 category: Category | None = None) -> Retrieval:
+        k = k or self.settings.k
+        result = Retrieval(request=request)
+        if not request.strip():
+            result.reason = "the request is empty"
+            return result
+        with result.span("self_query") as detail:
+            if not self._find_author(result, request, author_name, category):
+                return result
+            detail.update(author=result.author.full_name if result.author else None,
+                          category=result.category.value if result.category else None)
+        with result.span("expansion") as detail:
+            result.queries = self._expand(request, detail)
+        with result.span("search") as detail:
+            candidates = self._search(result)
+            detail.update(queries=len(result.queries), candidates=len(candidates))
+        if not candidates:
+            who = result.author.full_name if result.author else "any author"
+            result.reason = f"no embedded passages for {who}" + (
+                f" in {result.category.value}" if result.category else "") + " yet"
+            return result
+        with result.span("rerank") as detail:
+            if self.reranker:
+                result.hits = self.reranker.rerank(request, candidates[: self.settings.candidates], k)
+                detail["model"] = self.reranker.name
+            else:
+                result.hits = candidates[:k]
+        with result.span("prompt") as detail:
+            result.messages, result.sources = build_prompt(
+                request, result.author.full_name if result.author else None, result.hits)
+            detail["characters"] = sum(len(m["content"]) for m in result.messages)
+        return result
+
+    def _find_author(self, result: Retrieval, request: str, author_name: str | None,
+                     category: Category | None) -> bool:
+        if author_name:
+            result.author = match_author(author_name, self.authors)
+            if result.author is None:
+                known = ", ".join(a.full_name for a in self.authors) or "none yet"
+                result.reason = f"no author named {author_name!r} (known: {known})"
+                return False
+            result.category = category or self_query(request, [], None).category
+            return True
+        try:
+            found = self_query(request, self.authors, self.llm)
+        except LLMError:
+            found = self_query(request, self.authors, None)  # the model failed: names alone then
+        result.author, result.category = found.author, category or found.category
+        return True
+
+    def _expand(self, request: str, detail: dict) -> list[str]:
+        if self.llm is None or self.settings.expansions <= 1:
+            return [request]
+        try:
+            return expand_query(self.llm, request, self.settings.expansions)
+        except LLMError as error:  # retrieval goes on with the request alone
+            detail["error"] = str(error)
+            return [request]
+
+    def _search(self, result: Retrieval) -> list[Hit]:
+        texts = [truncate_to_tokens(self.embedder, q) for q in result.queries]
+        vectors = self.embedder.embed(texts)
+        categories = [result.category] if result.category else list(Category)
+        author_id = result.author.id if result.author else None
+        jobs = [(vector, category) for vector in vectors for category in categories]
+
+        def search(job):
+            return self.index.search(job[0], job[1], self.settings.candidates, author_id)
+
+        if self.index.embedded or len(jobs) == 1:
+            batches = list(map(search, jobs))
+        else:  # a server: the round trips overlap
+            with ThreadPoolExecutor(max_workers=min(8, len(jobs))) as pool:
+                batches = list(pool.map(search, jobs))
+        best: dict[str, Hit] = {}
+        for hit in (h for batch in batches for h in batch):
+            if hit.id not in best or hit.score > best[hit.id].score:
+                best[hit.id] = hit
+        return sorted(best.values(), key=lambda h: -h.score)
+
+
+def truncate_to_tokens(embedder, text: str) -> str:
+    """`text` cut to what the embedding model reads (a longer request would be cut by the model anyway)."""
+    encoding = embedder.tokenizer.encode(text)
+    limit = embedder.max_tokens
+    if len(encoding.ids) <= limit:
+        return text
+    end = encoding.offsets[limit - 2][1]  # room for the model's two special tokens
+    return text[:end]

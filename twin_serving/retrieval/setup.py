@@ -1,0 +1,29 @@
+"""A ready `Retriever` from the configured resources: what `twin retrieve`, the benchmark and the server use."""
+
+import os
+from collections.abc import Iterator
+from contextlib import ExitStack, contextmanager
+
+from twin_serving.retrieval.index import ChunkIndex
+from twin_serving.retrieval.rerank import Reranker
+from twin_serving.retrieval.retriever import RetrievalSettings, Retriever
+
+
+def configured_reranker(model: str | None = None) -> Reranker | None:
+    """`TWIN_RERANKER_MODEL` (a hub id such as cross-encoder/ms-marco-MiniLM-L-6-v2, or a directory); none
+    when unset or "none"."""
+    model = model if model is not None else os.environ.get("TWIN_RERANKER_MODEL", "")
+    return Reranker(model) if model and model != "none" else None
+
+
+@contextmanager
+def open_retriever(resources: dict, settings: RetrievalSettings | None = None, use_llm: bool = False,
+                   reranker: Reranker | None = None) -> Iterator[Retriever]:
+    """A retriever over a snapshot of the vector store, the warehouse's authors and (optionally) the LLM."""
+    with ExitStack() as stack:
+        warehouse = stack.enter_context(resources["warehouse"].process_config_and_initialize_cm())
+        store = stack.enter_context(resources["vector_store"].process_config_and_initialize_cm())
+        embedder = stack.enter_context(resources["embedder"].process_config_and_initialize_cm())
+        llm = stack.enter_context(resources["llm"].process_config_and_initialize_cm()) if use_llm else None
+        client = stack.enter_context(store.read())
+        yield Retriever(embedder, ChunkIndex(client), list(warehouse.users()), llm, reranker, settings)
