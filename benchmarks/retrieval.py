@@ -33,6 +33,7 @@ from twin_resources.model_registry import Registry  # noqa: E402
 from twin_resources.transfer import import_warehouse  # noqa: E402
 from twin_serving.retrieval import ChunkIndex, RetrievalSettings, Retriever  # noqa: E402
 from twin_serving.retrieval.rerank import Reranker  # noqa: E402
+from twin_serving.retrieval.setup import query_embedder  # noqa: E402
 
 QUERIES = Path(__file__).resolve().parent / "queries" / "handbook.json"
 CANDIDATES = 20
@@ -119,6 +120,7 @@ def main() -> None:
     scratch = tempfile.TemporaryDirectory(prefix="twin-retrieval-")
     root = arguments.home or Path(scratch.name)
     embedder = Embedder(home=str(root))
+    queries_embedder = query_embedder(embedder)  # as `twin retrieve` and the server do
     rows: dict[str, dict] = {}
     sizes = [int(s) for s in arguments.chunk_sizes.split(",")]
     for size in sorted(sizes, key=lambda s: s != 128):  # the default first: the other rows build on it
@@ -127,17 +129,17 @@ def main() -> None:
         authors = list(warehouse.users())
         with store.read() as client:
             index = ChunkIndex(client)
-            plain = Retriever(embedder, index, authors, settings=RetrievalSettings(candidates=CANDIDATES))
+            plain = Retriever(queries_embedder, index, authors, settings=RetrievalSettings(candidates=CANDIDATES))
             rows[f"{size}-token chunks, no rerank"] = evaluate(plain, queries)
             print(f"{size}-token chunks done", flush=True)
             if size != 128:
                 continue
             reranker_dir = reranker_for(home, store, embedder)
-            reranked = Retriever(embedder, index, authors, reranker=Reranker(reranker_dir),
+            reranked = Retriever(queries_embedder, index, authors, reranker=Reranker(reranker_dir),
                                  settings=RetrievalSettings(candidates=CANDIDATES))
             rows["128-token chunks, rerank 20 (fine-tuned here)"] = evaluate(reranked, queries)
             llm = LLM(model=str(expansion_model(home, store)), temperature=0.7, max_tokens=120)
-            expanded = Retriever(embedder, index, authors, llm=llm,
+            expanded = Retriever(queries_embedder, index, authors, llm=llm,
                                  settings=RetrievalSettings(candidates=CANDIDATES, expansions=3))
             rows["128-token chunks, 3 queries (expansion by the tiny model)"] = evaluate(expanded, queries)
     print_table(rows)

@@ -21,7 +21,7 @@ _SENTENCE_END = re.compile(r"(?<=[.!?])\s+")
 
 
 class RerankerSpec(dg.Config):
-    max_pairs: int = 1200  # positives; each brings `negatives_per_query` negatives
+    max_pairs: int = 400  # positives; each brings `negatives_per_query` negatives (about 3 min on 2 cores)
     negatives_per_query: int = 2
     epochs: int = 1
     batch_size: int = 16
@@ -81,12 +81,15 @@ def train_reranker(base_model: str | Path, triples: list[tuple[str, str, float]]
     from sentence_transformers.cross_encoder import (CrossEncoder, CrossEncoderTrainer,
                                                      CrossEncoderTrainingArguments)
     from sentence_transformers.cross_encoder.losses import BinaryCrossEntropyLoss
+    from transformers import PrinterCallback
+    from transformers.utils import logging as transformers_logging
 
     quiet_transformers()
     if not triples:
         raise ValueError("no training pairs: the corpus has no chunk with a first sentence and a remainder")
     torch.manual_seed(spec.seed)
-    model = CrossEncoder(str(base_model), num_labels=1)
+    transformers_logging.set_verbosity_error()  # the "classifier head newly initialized" report is expected
+    model = CrossEncoder(str(base_model), num_labels=1, max_length=256)
     data = Dataset.from_dict({"query": [t[0] for t in triples], "passage": [t[1] for t in triples],
                               "label": [t[2] for t in triples]})
     with tempfile.TemporaryDirectory(prefix="twin-reranker-") as scratch:
@@ -96,6 +99,7 @@ def train_reranker(base_model: str | Path, triples: list[tuple[str, str, float]]
             use_cpu=not torch.cuda.is_available(), bf16=False, disable_tqdm=True, logging_steps=10)
         trainer = CrossEncoderTrainer(model=model, args=arguments, train_dataset=data,
                                       loss=BinaryCrossEntropyLoss(model))
+        trainer.remove_callback(PrinterCallback)  # no loss dicts on stdout
         output = trainer.train()
     model.save_pretrained(str(out_dir))
     return float(output.training_loss)

@@ -8,6 +8,7 @@ millisecond. A Qdrant server gets the filter itself (its payload indexes make it
 """
 
 from dataclasses import dataclass, field
+from itertools import groupby
 
 import numpy as np
 from qdrant_client import QdrantClient
@@ -34,32 +35,37 @@ class Hit:
 
 @dataclass
 class _Matrix:
-    """One collection in memory: unit vectors, their payloads, and each author's row numbers."""
+    """One collection in memory: unit vectors sorted by author (so an author's rows are one slice, a view,
+    not a copy), their ids and payloads, and each author's slice."""
 
     vectors: np.ndarray
     ids: list[str]
     payloads: list[dict]
-    rows_by_author: dict[str, np.ndarray] = field(default_factory=dict)
+    slices: dict[str, slice] = field(default_factory=dict)
 
     @classmethod
     def load(cls, client: QdrantClient, name: str) -> "_Matrix":
-        records = scroll_all(client, name, payload=PAYLOAD, vectors=True)
+        records = sorted(scroll_all(client, name, payload=PAYLOAD, vectors=True),
+                         key=lambda r: (r.payload["author_id"], str(r.id)))
         if not records:
             return cls(np.zeros((0, 1), np.float32), [], [])
         vectors = np.asarray([r.vector for r in records], dtype=np.float32)
         vectors /= np.linalg.norm(vectors, axis=1, keepdims=True).clip(min=1e-12)
-        authors = np.asarray([r.payload["author_id"] for r in records])
-        rows = {a: np.flatnonzero(authors == a) for a in np.unique(authors)}
-        return cls(vectors, [str(r.id) for r in records], [r.payload for r in records], rows)
+        slices, start = {}, 0
+        for author, group in groupby(r.payload["author_id"] for r in records):
+            end = start + sum(1 for _ in group)
+            slices[author] = slice(start, end)
+            start = end
+        return cls(vectors, [str(r.id) for r in records], [r.payload for r in records], slices)
 
     def search(self, query: np.ndarray, k: int, author_id: str | None) -> list[Hit]:
-        rows = self.rows_by_author.get(author_id, np.empty(0, int)) if author_id else np.arange(len(self.ids))
-        if not len(rows):
+        rows = self.slices.get(author_id, slice(0, 0)) if author_id else slice(0, len(self.ids))
+        if rows.stop == rows.start:
             return []
         scores = self.vectors[rows] @ query
-        top = np.argpartition(-scores, min(k, len(rows)) - 1)[:k] if len(rows) > k else np.arange(len(rows))
+        top = np.argpartition(-scores, k - 1)[:k] if len(scores) > k else np.arange(len(scores))
         top = top[np.argsort(-scores[top])]
-        return [Hit(self.ids[rows[i]], float(scores[i]), self.payloads[rows[i]]) for i in top]
+        return [Hit(self.ids[rows.start + i], float(scores[i]), self.payloads[rows.start + i]) for i in top]
 
 
 class ChunkIndex:

@@ -15,7 +15,7 @@ from twin_serving.retrieval.expansion import expand_query
 from twin_serving.retrieval.index import ChunkIndex, Hit
 from twin_serving.retrieval.prompt import Source, build_prompt
 from twin_serving.retrieval.rerank import Reranker
-from twin_serving.retrieval.self_query import match_author, self_query
+from twin_serving.retrieval.self_query import match_author, match_category, self_query
 
 
 @dataclass
@@ -102,7 +102,7 @@ class Retriever:
                 known = ", ".join(a.full_name for a in self.authors) or "none yet"
                 result.reason = f"no author named {author_name!r} (known: {known})"
                 return False
-            result.category = category or self_query(request, [], None).category
+            result.category = category or match_category(request)
             return True
         try:
             found = self_query(request, self.authors, self.llm)
