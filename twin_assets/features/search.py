@@ -2,9 +2,9 @@
 
 from qdrant_client import QdrantClient, models
 
-from twin_resources.feature_store import chunk_collection
 from twin_resources.documents import Category
 from twin_resources.embedding import Embedder
+from twin_resources.feature_store import chunk_collection
 from twin_resources.vector_store import field_filter
 
 

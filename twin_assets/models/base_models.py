@@ -10,9 +10,9 @@ from pathlib import Path
 
 from qdrant_client import QdrantClient
 
-from twin_resources.feature_store import cleaned_collection
 from twin_assets.models.tiny_llama import TinyLlamaSpec, corpus_hash, train_tiny_llama
 from twin_resources.documents import Category
+from twin_resources.feature_store import cleaned_collection
 from twin_resources.model_registry import ModelVersion, Registry
 from twin_resources.vector_store import scroll_all
 
