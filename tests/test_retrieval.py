@@ -69,6 +69,7 @@ def test_self_query_finds_names_and_categories():
     ada, ada_b = UserDocument.from_full_name("Ada Quill"), UserDocument.from_full_name("Ada Byron")
     assert match_author("a LinkedIn post in Bo Li's voice", [ada, BO]) == BO
     assert match_author("something Quill would write", [ada, BO]) == ada
+    assert match_author("a post in Quill's voice", [ada, BO]) == ada
     assert match_author("something Ada would write", [ada, ada_b, BO]) is None  # ambiguous first name
     assert match_author("Ada Byron on engines", [ada, ada_b]) == ada_b
     assert match_category("write a LinkedIn post about RAG") is Category.POSTS

@@ -33,11 +33,11 @@ def models_list(as_json: bool):
     if not entries:
         click.echo("no model versions yet: materialize base_model (`make demo` does)")
         return
-    click.echo(f"  {'version':<12}  {'kind':<6} {'format':<12} {'MB':>8}  {'created':<16}  {'from':<12}  name")
+    click.echo(f"  {'version':<12}  {'kind':<8} {'format':<21} {'MB':>8}  {'created':<16}  {'from':<12}  name")
     for e in entries:
         marker = "*" if e.version == promoted else " "
         parents = ",".join(p[:12] for p in e.parents) or "-"
-        click.echo(f"{marker} {e.short:<12}  {e.kind:<6} {e.format:<12} {sum(e.files.values()) / 1e6:>8.1f}  "
+        click.echo(f"{marker} {e.short:<12}  {e.kind:<8} {e.format:<21} {sum(e.files.values()) / 1e6:>8.1f}  "
                    f"{e.created_at:%Y-%m-%d %H:%M}  {parents:<12}  {e.name}")
 
 

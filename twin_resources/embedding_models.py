@@ -14,6 +14,8 @@ from pathlib import Path
 
 from filelock import FileLock
 
+from twin_resources.settings import quiet_transformers
+
 MINILM_NAMES = {"sentence-transformers/all-MiniLM-L6-v2", "all-MiniLM-L6-v2"}
 TOKENIZER_FILES = ["tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "config.json"]
 
@@ -113,6 +115,7 @@ def _export_fp32(model: ModelFiles, folder: Path) -> None:
             return self.encoder(input_ids=input_ids, attention_mask=attention_mask,
                                 token_type_ids=token_type_ids).last_hidden_state
 
+    quiet_transformers()
     encoder = AutoModel.from_pretrained(model.directory).eval()
     example = AutoTokenizer.from_pretrained(model.directory)(["a b", "c d e"], return_tensors="pt", padding=True)
     inputs = ["input_ids", "attention_mask", "token_type_ids"]

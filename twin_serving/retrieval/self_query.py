@@ -28,7 +28,8 @@ class SelfQuery:
 
 
 def _words(text: str) -> set[str]:
-    return set(re.findall(r"[\w'-]+", text.lower()))
+    """Lower-case words; a possessive "Mara's" counts as "mara"."""
+    return set(re.findall(r"[\w-]+", text.lower()))
 
 
 def match_author(request: str, authors: list[UserDocument]) -> UserDocument | None:
