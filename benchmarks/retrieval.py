@@ -77,6 +77,17 @@ def evaluate(retriever: Retriever, queries: list[dict]) -> dict:
             "p99_ms": latencies_ms[min(len(latencies_ms) - 1, round(0.99 * (len(latencies_ms) - 1)))]}
 
 
+def query_embedding_ms(embedder: Embedder, queries: list[dict]) -> float:
+    """Median milliseconds to embed one query on its own, as retrieval does."""
+    embedder.embed(["warm up"])
+    times = []
+    for item in queries:
+        started = time.perf_counter()
+        embedder.embed([item["query"]])
+        times.append((time.perf_counter() - started) * 1000)
+    return statistics.median(times)
+
+
 def reranker_for(home: Path, store: VectorStore, embedder: Embedder) -> Path:
     target = home / "reranker"
     if not (target / "config.json").is_file():
@@ -143,6 +154,9 @@ def main() -> None:
                                  settings=RetrievalSettings(candidates=CANDIDATES, expansions=3))
             rows["128-token chunks, 3 queries (expansion by the tiny model)"] = evaluate(expanded, queries)
     print_table(rows)
+    batch_path, query_path = query_embedding_ms(embedder, queries), query_embedding_ms(queries_embedder, queries)
+    print(f"\none query embedded: {query_path:.1f} ms through {queries_embedder.resolved_backend} against "
+          f"{batch_path:.1f} ms through {embedder.resolved_backend} ({batch_path / query_path:.1f}x)")
     plain_row = rows["128-token chunks, no rerank"]
     reranked_row = rows["128-token chunks, rerank 20 (fine-tuned here)"]
     print(f"\nreranking: MRR {reranked_row['all']['mrr']:.3f} vs {plain_row['all']['mrr']:.3f} without "

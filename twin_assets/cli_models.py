@@ -2,7 +2,6 @@
 retrieval, by hand."""
 
 import json
-import sys
 import textwrap
 
 import click
@@ -25,7 +24,8 @@ def models_list(as_json: bool):
     """Every model version with its lineage; * marks the promoted one."""
     registry = _registry()
     entries = registry.versions()
-    promoted = registry.promotions()[-1].version if registry.promotions() else None
+    history = registry.promotions()
+    promoted = history[-1].version if history else None
     if as_json:
         click.echo(json.dumps([{**e.model_dump(mode="json"), "promoted": e.version == promoted}
                                for e in entries], indent=2))
@@ -98,7 +98,6 @@ def chat(prompt: str, model: str | None, backend: str | None, max_tokens: int, t
             click.echo()
         except (LLMError, ValueError) as error:  # ValueError: an invalid schema
             raise click.ClickException(str(error)) from None
-    sys.stdout.flush()
 
 
 def _schema(text: str) -> dict:

@@ -1,6 +1,11 @@
 """The feature store's collection names: shared by the pipeline that writes them and the code that reads them."""
 
+from collections.abc import Callable
+
+from qdrant_client import QdrantClient, models
+
 from twin_resources.documents import Category
+from twin_resources.vector_store import scroll_all
 
 
 def cleaned_collection(category: Category) -> str:
@@ -9,3 +14,14 @@ def cleaned_collection(category: Category) -> str:
 
 def chunk_collection(category: Category) -> str:
     return f"embedded_{category.value}"
+
+
+def every_category(client: QdrantClient, collection: Callable[[Category], str], payload: list[str],
+                   vectors: bool = False) -> list[models.Record]:
+    """All points of one kind (cleaned or chunks) across categories and authors, in a stable order."""
+    records = []
+    for category in Category:
+        name = collection(category)
+        if client.collection_exists(name):
+            records += sorted(scroll_all(client, name, payload=payload, vectors=vectors), key=lambda r: str(r.id))
+    return records

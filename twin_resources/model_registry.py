@@ -67,6 +67,19 @@ class Promotion(BaseModel):
     previous: str | None = None
 
 
+def recipe_hash(*parts: str) -> str:
+    """Names what produced a model (kind, inputs, settings), so a re-run can find and reuse it."""
+    return hashlib.sha256(":".join(parts).encode()).hexdigest()[:16]
+
+
+def texts_hash(texts) -> str:
+    """One hash for a sequence of texts (a training corpus), order included."""
+    digest = hashlib.sha256()
+    for text in texts:
+        digest.update(hashlib.sha256(text.encode()).digest())
+    return digest.hexdigest()[:16]
+
+
 def content_hash(directory: Path) -> tuple[str, dict[str, int]]:
     """sha256 over every file's relative path and bytes, and the files' sizes."""
     digest, sizes = hashlib.sha256(), {}

@@ -10,11 +10,9 @@ from pathlib import Path
 
 from qdrant_client import QdrantClient
 
-from twin_assets.models.tiny_llama import TinyLlamaSpec, corpus_hash, train_tiny_llama
-from twin_resources.documents import Category
-from twin_resources.feature_store import cleaned_collection
-from twin_resources.model_registry import ModelVersion, Registry
-from twin_resources.vector_store import scroll_all
+from twin_assets.models.tiny_llama import TinyLlamaSpec, train_tiny_llama
+from twin_resources.feature_store import cleaned_collection, every_category
+from twin_resources.model_registry import ModelVersion, Registry, texts_hash
 
 
 @dataclass
@@ -26,13 +24,7 @@ class BaseModelOutcome:
 
 def cleaned_texts(client: QdrantClient) -> list[str]:
     """Every author's cleaned documents, in a stable order (so the same text gives the same recipe)."""
-    texts = []
-    for category in Category:
-        name = cleaned_collection(category)
-        if client.collection_exists(name):
-            records = scroll_all(client, name, payload=["content"])
-            texts += [r.payload["content"] for r in sorted(records, key=lambda r: str(r.id))]
-    return texts
+    return [r.payload["content"] for r in every_category(client, cleaned_collection, ["content"])]
 
 
 def resolve_model_directory(model: str) -> Path:
@@ -83,7 +75,7 @@ def _link_tree(source: Path, target: Path) -> None:
 def build_tiny_base(registry: Registry, texts: list[str], spec: TinyLlamaSpec,
                     on_step: Callable[[int, float], None] = lambda step, loss: None) -> BaseModelOutcome:
     """Train (or reuse, when the same text and settings trained one before) the from-scratch base model."""
-    recipe = spec.recipe(corpus_hash(texts))
+    recipe = spec.recipe(texts_hash(texts))
     existing = registry.find(recipe=recipe, kind="base")
     if existing is not None:
         return BaseModelOutcome(entry=existing, reused=True, losses=[tuple(p) for p in existing.metadata["losses"]])

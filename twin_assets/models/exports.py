@@ -1,6 +1,5 @@
 """Exports of a registered model: GGUF files through llama.cpp, EXL2 through exllamav2 (CUDA only)."""
 
-import hashlib
 import importlib.metadata
 import importlib.util
 import subprocess
@@ -16,7 +15,7 @@ from pydantic import Field
 from twin_assets.models.gguf_export import (AGREEMENT_PROMPTS, QUANTIZATIONS, Agreement, gguf_agreement, quantize,
                                             reference_logits)
 from twin_assets.models.llama_cpp_converter import ExportError, convert_to_gguf
-from twin_resources.model_registry import ModelVersion, Registry
+from twin_resources.model_registry import ModelVersion, Registry, recipe_hash
 
 
 # Bumped when what an export records changes, so older exports are made again once.
@@ -43,10 +42,6 @@ class GgufExport:
     agreements: list[Agreement]
 
 
-def _recipe(*parts: str) -> str:
-    return hashlib.sha256(":".join(parts).encode()).hexdigest()[:16]
-
-
 def export_gguf(registry: Registry, source: ModelVersion, config: GgufConfig,
                 log: Callable[[str], None] = print) -> GgufExport:
     """GGUF files of `source` in each quantization, registered only once all are built and measured.
@@ -57,7 +52,7 @@ def export_gguf(registry: Registry, source: ModelVersion, config: GgufConfig,
     if unknown:
         raise ExportError(f"unknown quantization {', '.join(unknown)}: choose from {', '.join(QUANTIZATIONS)}")
     llama_version = importlib.metadata.version("llama-cpp-python")
-    recipes = {q: _recipe("gguf", GGUF_RECIPE_VERSION, source.version, q, llama_version) for q in config.quantizations}
+    recipes = {q: recipe_hash("gguf", GGUF_RECIPE_VERSION, source.version, q, llama_version) for q in config.quantizations}
     existing = {q: registry.find(recipe=r, kind="gguf") for q, r in recipes.items()}
     if all(existing.values()):
         log(f"GGUF files of {source.short} exist already: reusing them")
@@ -105,7 +100,7 @@ def export_exl2(registry: Registry, source: ModelVersion, config: Exl2Config) ->
     reason = exl2_unavailable_reason()
     if reason:
         return Exl2Outcome(skipped=reason)
-    recipe = _recipe("exl2", source.version, str(config.bits_per_weight), str(config.head_bits))
+    recipe = recipe_hash("exl2", source.version, str(config.bits_per_weight), str(config.head_bits))
     existing = registry.find(recipe=recipe, kind="exl2")
     if existing is not None:
         return Exl2Outcome(entry=existing)

@@ -4,7 +4,6 @@ The tokenizer is byte-level BPE with GPT-2's pre-tokenizer (so llama.cpp can rep
 same text; the chat template is ChatML. Everything downstream treats the result like any hub model directory.
 """
 
-import hashlib
 import json
 import math
 import tempfile
@@ -17,6 +16,7 @@ from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
 from transformers import (LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast, PrinterCallback, Trainer,
                           TrainerCallback, TrainingArguments)
 
+from twin_resources.model_registry import recipe_hash
 from twin_resources.settings import quiet_transformers
 
 END_OF_TEXT, IM_START, IM_END, PAD = "<|endoftext|>", "<|im_start|>", "<|im_end|>", "<|pad|>"
@@ -44,14 +44,7 @@ class TinyLlamaSpec(dg.Config):
 
     def recipe(self, corpus_hash: str) -> str:
         """What makes a training run repeatable: the settings and the text."""
-        return hashlib.sha256(f"tiny-llama:{self.model_dump_json()}:{corpus_hash}".encode()).hexdigest()[:16]
-
-
-def corpus_hash(texts: list[str]) -> str:
-    digest = hashlib.sha256()
-    for text in texts:
-        digest.update(hashlib.sha256(text.encode()).digest())
-    return digest.hexdigest()[:16]
+        return recipe_hash("tiny-llama", self.model_dump_json(), corpus_hash)
 
 
 def train_tokenizer(texts: list[str], vocab_size: int) -> PreTrainedTokenizerFast:

@@ -1,31 +1,22 @@
 """Retrieval's trained part: the cross-encoder reranker, fine-tuned on the corpus, as a registry version."""
 
-import hashlib
-
 import dagster as dg
 import numpy as np
 from qdrant_client import QdrantClient
 
 from twin_assets.features.assets import embedded_chunks
+from twin_assets.models.assets import version_metadata
 from twin_assets.retrieval.reranker_training import ChunkText, RerankerSpec, train_reranker, training_pairs
-from twin_resources.documents import Category
 from twin_resources.embedding import Embedder
-from twin_resources.feature_store import chunk_collection
-from twin_resources.model_registry import ModelRegistry
-from twin_resources.vector_store import VectorStore, scroll_all
+from twin_resources.feature_store import chunk_collection, every_category
+from twin_resources.model_registry import ModelRegistry, recipe_hash, texts_hash
+from twin_resources.vector_store import VectorStore
 
 
 def corpus_chunks(client: QdrantClient) -> list[ChunkText]:
     """Every author's embedded chunks with their vectors, in a stable order."""
-    chunks = []
-    for category in Category:
-        name = chunk_collection(category)
-        if client.collection_exists(name):
-            records = sorted(scroll_all(client, name, payload=["document_id", "content"], vectors=True),
-                             key=lambda r: str(r.id))
-            chunks += [ChunkText(r.payload["document_id"], r.payload["content"], np.asarray(r.vector))
-                       for r in records]
-    return chunks
+    records = every_category(client, chunk_collection, ["document_id", "content"], vectors=True)
+    return [ChunkText(r.payload["document_id"], r.payload["content"], np.asarray(r.vector)) for r in records]
 
 
 @dg.asset(deps=[embedded_chunks], group_name="retrieval", kinds={"pytorch"}, tags={"stage": "training"})
@@ -36,10 +27,8 @@ def reranker_model(context: dg.AssetExecutionContext, config: RerankerSpec, vect
     registry = model_registry.registry
     with vector_store.read() as client:
         chunks = corpus_chunks(client)
-    digest = hashlib.sha256(f"{config.model_dump_json()}:{embedder.version}".encode())
-    for chunk in chunks:
-        digest.update(chunk.content.encode())
-    recipe = digest.hexdigest()[:16]
+    recipe = recipe_hash("reranker", config.model_dump_json(), embedder.version,
+                         texts_hash(c.content for c in chunks))
     entry = registry.find(recipe=recipe, kind="reranker")
     if entry is None:
         triples = training_pairs(chunks, embedder.embed, config)
@@ -54,6 +43,6 @@ def reranker_model(context: dg.AssetExecutionContext, config: RerankerSpec, vect
                                                                "training_loss": loss,
                                                                "base": embedder.files.name})
     return dg.MaterializeResult(
-        metadata={"version": entry.version, "pairs": entry.metadata["pairs"],
-                  "training_loss": entry.metadata["training_loss"], "path": dg.MetadataValue.path(str(entry.path))},
+        metadata={**version_metadata(entry), "pairs": entry.metadata["pairs"],
+                  "training_loss": entry.metadata["training_loss"]},
         data_version=dg.DataVersion(entry.version))

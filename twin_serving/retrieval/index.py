@@ -74,14 +74,12 @@ class ChunkIndex:
     def __init__(self, client: QdrantClient):
         self.client = client
         self.embedded = is_embedded(client)
-        self._matrices: dict[Category, _Matrix] = {}
+        self._matrices: dict[Category, _Matrix | None] = {}  # None: no such collection in this snapshot
 
     def _matrix(self, category: Category) -> _Matrix | None:
         if category not in self._matrices:
             name = chunk_collection(category)
-            if not self.client.collection_exists(name):
-                return None
-            self._matrices[category] = _Matrix.load(self.client, name)
+            self._matrices[category] = _Matrix.load(self.client, name) if self.client.collection_exists(name) else None
         return self._matrices[category]
 
     def warm(self) -> None:
