@@ -11,6 +11,7 @@ from pathlib import Path
 import click
 
 from twin_assets.cli_models import chat, models, retrieve
+from twin_assets.cli_serve import serve, traces
 from twin_resources import warehouse_from_env
 from twin_resources.documents import Category, UserDocument
 from twin_resources.transfer import TransferError, export_warehouse, import_warehouse
@@ -224,6 +225,8 @@ def ui(port: int):
 main.add_command(models)
 main.add_command(chat)
 main.add_command(retrieve)
+main.add_command(serve)
+main.add_command(traces)
 
 if __name__ == "__main__":
     main()

@@ -29,6 +29,7 @@ from twin_resources.settings import twin_home
 # Concurrent upserts of one new `_id` can both try to insert; MongoDB and montydb then raise these.
 DUPLICATE_KEY_ERRORS = (pymongo.errors.DuplicateKeyError, StorageDuplicateKeyError)
 COLLECTIONS = ("users", "links", *(category.value for category in Category))
+OPERATIONS = ("traces",)  # what the server writes about itself: not part of imports and exports
 UpsertOutcome = Literal["new", "updated", "unchanged"]
 
 
@@ -53,7 +54,7 @@ def _open_database(uri: str, home: str, database: str):
 def _ensure_collections(db) -> None:
     """Create every collection up front: montydb processes racing to create one on first write crash."""
     existing = set(db.list_collection_names())
-    for name in COLLECTIONS:
+    for name in (*COLLECTIONS, *OPERATIONS):
         if name in existing:
             continue
         try:

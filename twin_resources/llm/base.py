@@ -34,6 +34,7 @@ class Sampling:
 class ChatBackend(Protocol):
     model: str  # what answers: a registry version, a file or a served model's name
     enforces_json_schema: bool  # True when the backend itself constrains output to a schema (a grammar)
+    context_window: int | None  # prompt plus answer, in tokens; None when the backend cannot tell
 
     def chat(self, messages: list[Message], sampling: Sampling, json_schema: dict | None = None) -> Completion: ...
 
@@ -41,4 +42,5 @@ class ChatBackend(Protocol):
 
     def complete(self, prompt: str, sampling: Sampling) -> Completion: ...
 
+    def count_tokens(self, text: str) -> int: ...
     def close(self) -> None: ...

@@ -21,6 +21,10 @@ class LlamaCppBackend:
         except (ValueError, RuntimeError) as error:
             raise LLMError(f"cannot load GGUF file {path}: {error}") from None
         self.model = model or str(path)
+        self.context_window = self.llama.n_ctx()
+
+    def count_tokens(self, text: str) -> int:
+        return len(self.llama.tokenize(text.encode(), add_bos=False, special=True))
 
     def _call(self, create, **arguments):
         try:

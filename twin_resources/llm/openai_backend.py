@@ -16,6 +16,7 @@ _JSON_FORMATS = (
 
 class OpenAIBackend:
     enforces_json_schema = False
+    context_window = None  # the server knows; it answers 400 when a prompt does not fit
 
     def __init__(self, base_url: str, api_key: str, model: str, timeout_s: float):
         import openai
@@ -27,6 +28,10 @@ class OpenAIBackend:
         self.timeout_s = timeout_s
         self.model = model
         self._json_format = 0
+
+    @staticmethod
+    def count_tokens(text: str) -> int:
+        return max(1, len(text) // 4)  # an estimate: the served model's tokenizer is not here
 
     @contextmanager
     def _errors(self):

@@ -41,6 +41,10 @@ class TransformersBackend:
         self.model = model or str(directory)
         if self.tokenizer.chat_template is None:
             self.tokenizer.chat_template = FALLBACK_TEMPLATE
+        self.context_window = getattr(self.network.config, "max_position_embeddings", None)
+
+    def count_tokens(self, text: str) -> int:
+        return len(self.tokenizer.encode(text, add_special_tokens=False))
 
     def _encode_chat(self, messages: list[Message]) -> dict:
         encoded = self.tokenizer.apply_chat_template(messages, add_generation_prompt=True, return_dict=True,
@@ -97,6 +101,41 @@ class TransformersBackend:
                 with torch.inference_mode():
                     self.network.generate(**self._generation_arguments(inputs, sampling), streamer=streamer)
             except BaseException as error:  # surfaced to the reader below, never lost in the thread
+                failure.append(error)
+                streamer.end()
+
+        worker = threading.Thread(target=generate, daemon=True)
+        worker.start()
+        yield from streamer
+        worker.join()
+        if failure:
+            raise LLMError(f"generation failed: {failure[0]}") from failure[0]
+
+    def stream_batch(self, conversations: list[list[Message]], sampling: Sampling) -> Iterator[list[str]]:
+        """Several conversations decoded together: each step yields every conversation's new text ("" once
+        it has finished). One forward pass serves the whole batch, which is what batching buys."""
+        from twin_resources.llm.batch_streamer import BatchStreamer
+
+        texts = [self.tokenizer.apply_chat_template(m, add_generation_prompt=True, tokenize=False)
+                 for m in conversations]
+        padding_side = self.tokenizer.padding_side
+        self.tokenizer.padding_side = "left"  # generation continues every row from its last real token
+        if self.tokenizer.pad_token is None:
+            self.tokenizer.pad_token = self.tokenizer.eos_token
+        try:
+            inputs = self.tokenizer(texts, return_tensors="pt", padding=True, add_special_tokens=False)
+        finally:
+            self.tokenizer.padding_side = padding_side
+        inputs = {k: v.to(self.network.device) for k, v in inputs.items()}
+        self._check_context(inputs["input_ids"].shape[1], sampling)
+        streamer = BatchStreamer(self.tokenizer, len(conversations))
+        failure: list[BaseException] = []
+
+        def generate():
+            try:
+                with torch.inference_mode():
+                    self.network.generate(**self._generation_arguments(inputs, sampling), streamer=streamer)
+            except BaseException as error:  # surfaced to the reader below
                 failure.append(error)
                 streamer.end()
 

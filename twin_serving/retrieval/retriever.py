@@ -23,6 +23,7 @@ class Span:
     name: str
     seconds: float
     detail: dict = field(default_factory=dict)
+    started_at: float = 0.0  # seconds since the epoch
 
 
 @dataclass
@@ -40,11 +41,11 @@ class Retrieval:
     @contextmanager
     def span(self, name: str) -> Iterator[dict]:
         detail: dict = {}
-        start = time.perf_counter()
+        started_at, start = time.time(), time.perf_counter()
         try:
             yield detail
         finally:
-            self.spans.append(Span(name, time.perf_counter() - start, detail))
+            self.spans.append(Span(name, time.perf_counter() - start, detail, started_at))
 
 
 @dataclass

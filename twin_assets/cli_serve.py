@@ -1,0 +1,54 @@
+"""`twin serve` and `twin traces`: the twin answering, and what it was asked."""
+
+import datetime
+import json
+
+import click
+
+
+@click.command()
+@click.option("--host", help="Interface to bind (default 127.0.0.1; 0.0.0.0 exposes the twin to the network).")
+@click.option("--port", type=int, help="Port (default 8000).")
+@click.option("--workers", type=click.IntRange(1, 64), help="Inference worker processes, each with the model.")
+@click.option("--max-batch-size", type=click.IntRange(1, 256), help="Above 1, requests that arrive together "
+              "are decoded together (LitServe's batching).")
+@click.option("--batch-timeout", type=float, help="Seconds a batch waits to fill.")
+@click.option("--max-tokens", type=click.IntRange(1, 4096), help="Default answer length in tokens.")
+def serve(host, port, workers, max_batch_size, batch_timeout, max_tokens):
+    """Serve the promoted model with RAG: OpenAI-compatible API, /rag, and the web page at /."""
+    from twin_serving.server.app import serve as run_server
+    from twin_serving.server.settings import ServeSettings
+
+    settings = ServeSettings.from_env(host=host, port=port, workers=workers, max_batch_size=max_batch_size,
+                                      batch_timeout=batch_timeout, max_tokens=max_tokens)
+    if settings.host not in ("127.0.0.1", "0.0.0.0", "::"):
+        raise click.ClickException("--host must be 127.0.0.1, 0.0.0.0 or :: (what LitServe binds)")
+    click.echo(f"twin: serving on http://{settings.host}:{settings.port} (page at /, OpenAI API at /v1) once "
+               f"the model has loaded{'; API key required' if settings.api_key else ''}. Ctrl+C stops every worker.")
+    run_server(settings)
+
+
+@click.command()
+@click.option("--limit", default=10, show_default=True, type=click.IntRange(1, 1000))
+@click.option("--json", "as_json", is_flag=True, help="Print the full traces as JSON.")
+def traces(limit: int, as_json: bool):
+    """The server's most recent requests, each with its steps, from the warehouse."""
+    from twin_assets.cli import open_warehouse
+    from twin_serving.tracing import opik_configured, recent_traces
+
+    with open_warehouse() as warehouse:
+        records = recent_traces(warehouse, limit)
+    if as_json:
+        click.echo(json.dumps(records, indent=2, ensure_ascii=False, default=str))
+        return
+    if not records:
+        hint = " (traces go to Opik: OPIK_URL_OVERRIDE or OPIK_API_KEY is set)" if opik_configured() else ""
+        click.echo("no traces yet: start `twin serve` and ask it something" + hint)
+    for record in records:
+        when = datetime.datetime.fromtimestamp(record["started_at"]).strftime("%Y-%m-%d %H:%M:%S")
+        meta = record["metadata"]
+        status = f"ERROR {record['error']}" if record.get("error") else \
+            f"{meta.get('prompt_tokens', 0)}+{meta.get('completion_tokens', 0)} tokens"
+        click.echo(f"{when}  {record['name']:<4} {record['seconds']:6.2f}s  {status}  "
+                   f"model {str(meta.get('model'))[:12]}  {record['input'].get('query', '')[:60]!r}")
+        click.echo("    " + " · ".join(f"{s['name']} {s['seconds'] * 1000:.0f} ms" for s in record["spans"]))

@@ -1,0 +1,1 @@
+"""The serving process: LitServe workers answering with RAG, the web page, health and traces."""

@@ -1,0 +1,42 @@
+"""`twin serve`: one LitServe server for the model API, the web page and the operator's endpoints."""
+
+import signal
+
+import litserve as ls
+from litserve.utils import WorkerSetupStatus
+
+from twin_serving.server.guard import Guard, install_error_handlers
+from twin_serving.server.litapi import TwinAPI
+from twin_serving.server.settings import ServeSettings
+from twin_serving.server.web import build_routes
+
+LITSERVE_ROUTES_WE_REPLACE = ("/", "/health")  # its plain-text index and health, by our page and report
+
+
+def build_server(settings: ServeSettings) -> ls.LitServer:
+    server = ls.LitServer(TwinAPI(settings), accelerator="auto", workers_per_device=settings.workers,
+                          timeout=settings.timeout_s, max_payload_size=settings.max_body_bytes,
+                          middlewares=[(Guard, {"api_key": settings.api_key,
+                                                "max_body_bytes": settings.max_body_bytes})])
+    server.uvicorn_graceful_timeout = 5  # open streams get this long to finish at shutdown
+    app = server.app
+    app.router.routes = [r for r in app.router.routes if getattr(r, "path", None) not in LITSERVE_ROUTES_WE_REPLACE]
+    install_error_handlers(app)
+
+    def workers_ready() -> bool:
+        status = getattr(server, "workers_setup_status", None) or {}
+        return bool(status) and all(v == WorkerSetupStatus.READY for v in status.values())
+
+    app.include_router(build_routes(settings, workers_ready))
+    return server
+
+
+def serve(settings: ServeSettings) -> None:
+    """Serve until SIGINT or SIGTERM; either stops every worker process, not only this one."""
+    # LitServe shuts its workers down on KeyboardInterrupt; a plain SIGTERM would orphan them. SIGINT is
+    # restored too: a shell starts background jobs with it ignored.
+    for stop in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(stop, signal.default_int_handler)
+    server = build_server(settings)
+    server.run(host=settings.host, port=settings.port, num_api_servers=1, generate_client_file=False,
+               log_level="warning")

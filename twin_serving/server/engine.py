@@ -1,0 +1,277 @@
+"""The twin's answer to one request, in the inference worker: refresh, retrieve, fit the prompt, generate,
+trace. LitServe-free, so it can be tested and benchmarked on its own.
+
+An answer is a stream of events: `start` (model, sources) or `error` (an HTTP status and why) first, then
+`delta`s of text, then `end` (token counts). A failure after the first token ends the stream with `error`.
+"""
+
+import time
+from collections.abc import Iterator
+from contextlib import ExitStack
+from dataclasses import asdict, dataclass, field
+
+from twin_resources.llm import LLM, LLMError
+from twin_resources.llm.base import Sampling
+from twin_serving.retrieval.index import ChunkIndex
+from twin_serving.retrieval.prompt import build_prompt
+from twin_serving.retrieval.retriever import Retrieval, RetrievalSettings, Retriever
+from twin_serving.retrieval.setup import configured_reranker, query_embedder
+from twin_serving.server.settings import ServeSettings
+from twin_serving.tracing import SpanRecord, TraceRecord, TraceRecorder
+
+REFRESH_EVERY_S = 1.0
+PASSAGE_CHARS = (1500, 800, 400, 200, 100)  # tried in turn until the prompt fits the model's context
+MESSAGE_OVERHEAD_TOKENS = 6  # a chat template's role markers, per message
+
+
+@dataclass
+class ChatRequest:
+    messages: list[dict]  # the conversation as the client sent it; the last message is the user's request
+    max_tokens: int | None  # None: the server's default, within a quarter of a small model's context
+    temperature: float
+    author: str | None = None
+    endpoint: str = "chat"
+
+    @property
+    def query(self) -> str:
+        return self.messages[-1]["content"]
+
+
+@dataclass
+class Answer:
+    """What one request produced, for its trace."""
+    request: ChatRequest
+    started_at: float = field(default_factory=time.time)
+    start: float = field(default_factory=time.perf_counter)
+    retrieval: Retrieval | None = None
+    messages: list[dict] = field(default_factory=list)
+    text: str = ""
+    model: str = ""
+    prompt_tokens: int = 0
+    first_token_s: float | None = None
+    generation_started_at: float = 0.0
+    error: str = ""
+
+
+class PromptTooLong(ValueError):
+    pass
+
+
+def error_event(status: int, message: str) -> dict:
+    return {"event": "error", "status": status, "message": message}
+
+
+class TwinEngine:
+    """Retrieval and generation over the current snapshot of the stores and the promoted model."""
+
+    def __init__(self, resources: dict, settings: ServeSettings, recorder: TraceRecorder | None = None):
+        self.settings, self.resources = settings, resources
+        self.stack = ExitStack()
+        self.warehouse = self.stack.enter_context(resources["warehouse"].process_config_and_initialize_cm())
+        self.store = self.stack.enter_context(resources["vector_store"].process_config_and_initialize_cm())
+        embedder = self.stack.enter_context(resources["embedder"].process_config_and_initialize_cm())
+        self.embedder = query_embedder(embedder)
+        self.reranker = configured_reranker()
+        self.llm: LLM = self.stack.enter_context(resources["llm"].process_config_and_initialize_cm())
+        self.recorder = recorder
+        self.backend = None
+        self.retriever: Retriever | None = None
+        self._snapshot = None  # (when the vector store was published, the client over it)
+        self._checked_at = 0.0
+        self.refresh(force=True)
+
+    # picking up what changed: a new promotion, newly published features
+
+    def refresh(self, force: bool = False) -> None:
+        """Between requests: load a newly promoted model and a newly published vector store. The request in
+        flight keeps what it started with; the worker handles one request (or batch) at a time."""
+        if not force and time.monotonic() - self._checked_at < REFRESH_EVERY_S:
+            return
+        self._checked_at = time.monotonic()
+        self._refresh_model()
+        published = self.store.published_at()
+        if self._snapshot is None or published != self._snapshot[0]:
+            snapshot = self.stack.enter_context(self.store.read())
+            retriever = Retriever(self.embedder, ChunkIndex(snapshot), list(self.warehouse.users()), None,
+                                  self.reranker, RetrievalSettings(k=self.settings.k))
+            retriever.retrieve("warm up")  # loads each collection's index now, not in the first request
+            self.retriever, self._snapshot = retriever, (published, snapshot)
+
+    def _refresh_model(self) -> None:
+        wanted = self._promoted_version()
+        if self.backend is not None and (wanted is None or wanted == self.backend.model):
+            return
+        llm = self.llm if wanted is None else LLM(**{**_fields(self.llm), "model": wanted})
+        backend = llm.open()
+        previous, self.backend = self.backend, backend
+        if previous is not None:
+            previous.close()
+
+    def _promoted_version(self) -> str | None:
+        """The registry's promoted version when the server follows promotions (model "promoted")."""
+        if self.llm.model != "promoted" or self.llm.base_url or self.llm.backend == "openai":
+            return None
+        entry = self.llm._registry().promoted()
+        return entry.version if entry else None
+
+    # answering
+
+    def answer(self, request: ChatRequest) -> Iterator[dict]:
+        yield from (events[0] for events in self.answer_batch([request]))
+
+    def answer_batch(self, requests: list[ChatRequest]) -> Iterator[list[dict | None]]:
+        """Events for several requests, one list per step (None where a request has nothing new)."""
+        try:
+            self.refresh()
+        except (LLMError, OSError) as error:
+            yield [error_event(503, f"the model cannot be loaded: {error}") for _ in requests]
+            return
+        answers = [Answer(request) for request in requests]
+        firsts = [self._prepare(answer) for answer in answers]
+        yield firsts
+        ready = [a for a, first in zip(answers, firsts) if first["event"] == "start"]
+        index = {id(a): i for i, a in enumerate(answers)}
+        for step in self._generate(ready):
+            row: list[dict | None] = [None] * len(answers)
+            for answer, event in step:
+                row[index[id(answer)]] = event
+            yield row
+        for answer in answers:
+            self._trace(answer)
+
+    def _prepare(self, answer: Answer) -> dict:
+        request = answer.request
+        retrieval = self.retriever.retrieve(request.query, request.author)
+        answer.retrieval, answer.model = retrieval, self.backend.model
+        if retrieval.reason and request.author and not retrieval.author:
+            answer.error = retrieval.reason
+            return error_event(422, retrieval.reason)
+        try:
+            answer.messages, sources = self._fit_prompt(retrieval, request)
+        except PromptTooLong as error:
+            answer.error = str(error)
+            return error_event(422, str(error))
+        return {"event": "start", "model": answer.model, "sources": [asdict(s) for s in sources],
+                "author": retrieval.author.full_name if retrieval.author else None}
+
+    def _fit_prompt(self, retrieval: Retrieval, request: ChatRequest):
+        """The RAG messages, passages shortened (then dropped) until prompt and answer fit the context. With
+        no answer length asked for, a small context gives up answer length before it gives up every passage."""
+        context = self.backend.context_window or 10**9
+        if request.max_tokens is not None:
+            return self._fit_passages(retrieval, request, request.max_tokens)
+        longer, shorter = (min(self.settings.max_tokens, context // share) for share in (4, 8))
+        try:
+            messages, sources = self._fit_passages(retrieval, request, longer)
+            request.max_tokens = longer
+            if sources or not retrieval.hits:
+                return messages, sources
+        except PromptTooLong:
+            pass
+        request.max_tokens = shorter
+        return self._fit_passages(retrieval, request, shorter)
+
+    def _fit_passages(self, retrieval: Retrieval, request: ChatRequest, max_tokens: int):
+        author = retrieval.author.full_name if retrieval.author else None
+        history = [m for m in request.messages[:-1] if m["role"] in ("user", "assistant")]
+        budget = (self.backend.context_window or 10**9) - max_tokens
+        hits = list(retrieval.hits)
+        while True:
+            for chars in PASSAGE_CHARS:
+                messages, sources = build_prompt(request.query, author, hits, chars)
+                messages = [messages[0], *history, messages[-1]]
+                used = sum(self.backend.count_tokens(m["content"]) + MESSAGE_OVERHEAD_TOKENS for m in messages)
+                if used <= budget:
+                    return messages, sources
+            if not hits:
+                raise PromptTooLong(f"the request needs {used} prompt tokens, but the model's context of "
+                                    f"{self.backend.context_window} tokens leaves {budget} with "
+                                    f"{max_tokens} tokens for the answer")
+            hits.pop()
+
+    def _generate(self, answers: list[Answer]) -> Iterator[list[tuple[Answer, dict]]]:
+        if not answers:
+            return
+        for answer in answers:
+            answer.generation_started_at = time.time()
+        sampling = Sampling(max_tokens=max(a.request.max_tokens for a in answers),
+                            temperature=answers[0].request.temperature)
+        try:
+            if len(answers) > 1 and hasattr(self.backend, "stream_batch"):
+                steps = self.backend.stream_batch([a.messages for a in answers], sampling)
+                for deltas in steps:
+                    yield [(a, self._delta(a, text)) for a, text in zip(answers, deltas) if text]
+            else:
+                for answer in answers:
+                    one = Sampling(answer.request.max_tokens, answer.request.temperature)
+                    for text in self.backend.stream(answer.messages, one):
+                        yield [(answer, self._delta(answer, text))]
+        except LLMError as error:
+            for answer in answers:
+                answer.error = str(error)
+            yield [(a, error_event(503, f"generation failed: {error}")) for a in answers]
+            return
+        yield [(a, self._end(a)) for a in answers]
+
+    def _delta(self, answer: Answer, text: str) -> dict:
+        if answer.first_token_s is None:
+            answer.first_token_s = time.perf_counter() - answer.start
+        answer.text += text
+        return {"event": "delta", "text": text}
+
+    def _end(self, answer: Answer) -> dict:
+        count = self.backend.count_tokens
+        answer.prompt_tokens = sum(count(m["content"]) + MESSAGE_OVERHEAD_TOKENS for m in answer.messages)
+        completion = count(answer.text) if answer.text else 0
+        return {"event": "end", "prompt_tokens": answer.prompt_tokens, "completion_tokens": completion,
+                "finish_reason": "length" if completion >= answer.request.max_tokens else "stop"}
+
+    # monitoring
+
+    def _trace(self, answer: Answer) -> None:
+        if self.recorder is None:
+            return
+        self.recorder.record(build_trace(answer, self.embedder, self.backend))
+
+    def close(self) -> None:
+        if self.backend is not None:
+            self.backend.close()
+        self.stack.close()
+
+
+def build_trace(answer: Answer, embedder, backend) -> TraceRecord:
+    """The request as a trace: the retrieval steps as they were timed, then the generation."""
+    retrieval, request = answer.retrieval, answer.request
+    completion_tokens = backend.count_tokens(answer.text) if answer.text else 0
+    usage = {"prompt_tokens": answer.prompt_tokens, "completion_tokens": completion_tokens,
+             "total_tokens": answer.prompt_tokens + completion_tokens}
+    spans = []
+    for span in retrieval.spans if retrieval else []:
+        spans.append(SpanRecord(span.name, span.started_at, span.seconds, input={"request": request.query},
+                                output=_json_safe(span.detail)))
+    if retrieval and spans:
+        spans[-1].output["sources"] = [s.link for s in retrieval.sources]
+    end = time.time()
+    if answer.generation_started_at:
+        spans.append(SpanRecord("generation", answer.generation_started_at, end - answer.generation_started_at,
+                                input={"messages": answer.messages}, output={"text": answer.text},
+                                usage=usage, model=answer.model,
+                                metadata={"first_token_s": answer.first_token_s}))
+    return TraceRecord(
+        name=request.endpoint, started_at=answer.started_at, seconds=end - answer.started_at,
+        input={"query": request.query, "author": request.author, "turns": len(request.messages)},
+        output={"answer": answer.text,
+                "sources": [asdict(s) for s in retrieval.sources] if retrieval else []},
+        metadata={"model": answer.model, "embedding_model": embedder.model, "embedding_backend": embedder.backend,
+                  "first_token_s": answer.first_token_s, **usage,
+                  "author": retrieval.author.full_name if retrieval and retrieval.author else None},
+        spans=spans, error=answer.error)
+
+
+def _json_safe(detail: dict) -> dict:
+    return {k: v if isinstance(v, (str, int, float, bool, type(None), list, dict)) else str(v)
+            for k, v in detail.items()}
+
+
+def _fields(resource) -> dict:
+    return {name: getattr(resource, name) for name in type(resource).model_fields}

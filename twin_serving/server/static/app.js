@@ -1,0 +1,153 @@
+// The page talks to the same server's API: links and collection, the chat stream, traces.
+const $ = (id) => document.getElementById(id);
+const keyInput = $("api-key");
+keyInput.value = localStorage.getItem("twin-api-key") || "";
+keyInput.addEventListener("change", () => { localStorage.setItem("twin-api-key", keyInput.value); refreshAll(); });
+
+function headers(json = true) {
+  const h = json ? { "Content-Type": "application/json" } : {};
+  if (keyInput.value) h["Authorization"] = "Bearer " + keyInput.value;
+  return h;
+}
+
+function notice(text, bad = false) {
+  $("notice").textContent = text;
+  $("notice").className = bad ? "bad" : "";
+}
+
+async function call(path, options = {}) {
+  const response = await fetch(path, { ...options, headers: headers() });
+  const body = await response.json().catch(() => ({}));
+  if (!response.ok) throw new Error((body.error && body.error.message) || response.statusText);
+  return body;
+}
+
+function element(tag, props = {}, children = []) {
+  const node = Object.assign(document.createElement(tag), props);
+  for (const child of children) node.append(child);
+  return node;
+}
+
+async function loadHealth() {
+  try {
+    const response = await fetch("/health", { headers: headers(false) });
+    const report = await response.json();
+    if (response.status === 401) { $("health").textContent = "enter the API key"; return; }
+    const model = report.model ? "model " + report.model.slice(0, 12) : "no model promoted";
+    $("health").textContent = `${report.status} · ${model} · workers ${report.workers_ready ? "ready" : "loading"}`;
+  } catch (error) { $("health").textContent = "server unreachable"; }
+}
+
+async function loadAuthors() {
+  let authors;
+  try { authors = await call("/api/authors"); } catch (error) { notice(error.message, true); return; }
+  const container = $("authors");
+  container.replaceChildren();
+  if (!authors.length) container.append(element("p", { textContent: "No authors yet: add a link above." }));
+  for (const author of authors) {
+    const collect = element("button", { className: "quiet collect", type: "button", textContent: "Collect" });
+    collect.dataset.author = author.name;
+    collect.addEventListener("click", () => startCollection(author.name, collect));
+    const state = author.collection ? ` · collection ${author.collection}` : "";
+    const head = element("div", { className: "author-head" },
+      [element("strong", { textContent: author.name + state }), collect]);
+    const list = element("ul", { className: "links" });
+    for (const link of author.links) {
+      const item = element("li", { className: "link" }, [
+        element("span", { className: `status status-${link.status}`, textContent: link.status }),
+        element("span", { className: "url", textContent: link.url })]);
+      if (link.error) item.append(element("span", { className: "error", textContent: link.error }));
+      list.append(item);
+    }
+    container.append(element("div", { className: "author" }, [head, list]));
+  }
+}
+
+async function startCollection(author, button) {
+  button.disabled = true;
+  try {
+    const launch = await call("/api/collect", { method: "POST", body: JSON.stringify({ author }) });
+    notice(launch.how === "dagster" ? `Dagster run ${launch.detail} launched: ${launch.url}`
+                                    : `collection for ${author}: ${launch.detail}`);
+  } catch (error) { notice(error.message, true); }
+  button.disabled = false;
+  loadAuthors();
+}
+
+$("add-form").addEventListener("submit", async (event) => {
+  event.preventDefault();
+  const body = { author: $("author-name").value, urls: [$("link-url").value] };
+  try {
+    const result = await call("/api/links", { method: "POST", body: JSON.stringify(body) });
+    notice(result.added.length ? `added ${result.added.join(", ")}` : "already registered");
+    $("link-url").value = "";
+  } catch (error) { notice(error.message, true); }
+  loadAuthors();
+});
+
+function showSources(sources) {
+  $("sources").replaceChildren(...sources.map((s) => element("li", { className: "source" }, [
+    element("a", { href: s.link, textContent: s.title || s.link, target: "_blank", rel: "noopener" }),
+    document.createTextNode(` · ${s.author} · ${Number(s.score).toFixed(3)}`)])));
+}
+
+$("chat-form").addEventListener("submit", async (event) => {
+  event.preventDefault();
+  $("send").disabled = true;
+  $("answer").textContent = "";
+  $("sources").replaceChildren();
+  const request = { model: "twin", stream: true, messages: [{ role: "user", content: $("prompt").value }] };
+  if ($("chat-author").value) request.metadata = { author: $("chat-author").value };
+  try {
+    const response = await fetch("/v1/chat/completions", { method: "POST", headers: headers(), body: JSON.stringify(request) });
+    if (!response.ok) {
+      const body = await response.json().catch(() => ({}));
+      throw new Error((body.error && body.error.message) || response.statusText);
+    }
+    await readEvents(response.body, (chunk) => {
+      if (chunk.error) throw new Error(chunk.error.message);
+      if (chunk.sources) showSources(chunk.sources);
+      const delta = chunk.choices && chunk.choices[0] && chunk.choices[0].delta;
+      if (delta && delta.content) $("answer").textContent += delta.content;
+    });
+    notice("");
+  } catch (error) { notice(error.message, true); }
+  $("send").disabled = false;
+  loadTraces();
+});
+
+async function readEvents(stream, onChunk) {
+  // Server-sent events: "data: {...}" lines separated by blank lines, ending with "data: [DONE]".
+  const reader = stream.pipeThrough(new TextDecoderStream()).getReader();
+  let buffer = "";
+  for (;;) {
+    const { value, done } = await reader.read();
+    if (done) return;
+    buffer += value;
+    let end;
+    while ((end = buffer.indexOf("\n\n")) >= 0) {
+      const line = buffer.slice(0, end).trim();
+      buffer = buffer.slice(end + 2);
+      if (!line.startsWith("data: ")) continue;
+      const data = line.slice(6);
+      if (data === "[DONE]") return;
+      onChunk(JSON.parse(data));
+    }
+  }
+}
+
+async function loadTraces() {
+  let traces;
+  try { traces = await call("/api/traces?limit=10"); } catch (error) { return; }
+  $("traces").replaceChildren(...traces.map((t) => element("tr", { className: "trace" }, [
+    element("td", { textContent: new Date(t.started_at * 1000).toLocaleTimeString() }),
+    element("td", { textContent: (t.error ? "⚠ " + t.error + " · " : "") + (t.query || "") }),
+    element("td", { textContent: t.seconds.toFixed(2) }),
+    element("td", { className: "spans", textContent: t.spans.map((s) => `${s.name} ${(s.seconds * 1000).toFixed(0)}ms`).join(" · ") })])));
+}
+
+$("refresh-traces").addEventListener("click", loadTraces);
+
+function refreshAll() { loadHealth(); loadAuthors(); loadTraces(); }
+refreshAll();
+setInterval(() => { loadHealth(); loadAuthors(); }, 5000);

@@ -1,0 +1,163 @@
+"""The HTTP side beside the model: the web page, health, the model list, authors and links, traces.
+
+These run in the API server process; the warehouse is opened lazily there (after LitServe forks it) and
+used under a lock, because the embedded store's connection is not for several threads at once.
+"""
+
+import threading
+import time
+from contextlib import ExitStack
+from importlib import resources as package_files
+
+from fastapi import APIRouter, HTTPException
+from fastapi.responses import HTMLResponse, JSONResponse, Response
+from pydantic import BaseModel, Field
+
+from twin_serving.server.collection import CollectionLauncher
+from twin_serving.server.settings import ServeSettings
+from twin_serving.tracing import recent_traces
+
+
+class NewLinks(BaseModel):
+    author: str = Field(min_length=1, max_length=200)
+    urls: list[str] = Field(min_length=1, max_length=50)
+
+
+class CollectRequest(BaseModel):
+    author: str = Field(min_length=1, max_length=200)
+
+
+def _static(name: str) -> str:
+    return package_files.files("twin_serving.server").joinpath("static", name).read_text(encoding="utf-8")
+
+
+class Backstage:
+    """The warehouse and registry as the page and the health check see them."""
+
+    def __init__(self, settings: ServeSettings):
+        self.settings = settings
+        self.launcher = CollectionLauncher(settings.dagster_url)
+        self._resources: dict | None = None  # resolved, on first use: after LitServe forked this process
+        self._stack = ExitStack()  # open for the process's lifetime
+        self._lock = threading.Lock()
+
+    def resource(self, name: str):
+        if self._resources is None:
+            from twin_resources import resources_from_env
+
+            configured = resources_from_env()
+            self._resources = {key: self._stack.enter_context(configured[key].process_config_and_initialize_cm())
+                               for key in ("warehouse", "vector_store", "llm")}
+        return self._resources[name]
+
+    def warehouse(self):
+        return self.resource("warehouse")
+
+    def promoted_model(self) -> str | None:
+        llm = self.resource("llm")
+        if llm.model != "promoted" or llm.base_url:
+            return llm.model
+        entry = llm._registry().promoted()
+        return entry.version if entry else None
+
+
+def build_routes(settings: ServeSettings, workers_ready) -> APIRouter:
+    """`workers_ready()`: whether every inference worker has finished loading."""
+    backstage = Backstage(settings)
+    router = APIRouter()
+    index_html, app_js = _static("index.html"), _static("app.js")
+
+    @router.get("/", include_in_schema=False)
+    def index():
+        return HTMLResponse(index_html)
+
+    @router.get("/static/app.js", include_in_schema=False)
+    def script():
+        return Response(app_js, media_type="text/javascript")
+
+    @router.get("/health")
+    def health():
+        report: dict = {"status": "ok", "workers_ready": bool(workers_ready())}
+        with backstage._lock:
+            try:
+                report["users"] = backstage.warehouse().count("users")
+                report["warehouse"] = "ok"
+            except Exception as error:
+                report["warehouse"] = f"unreachable: {error}"
+            try:
+                report["model"] = backstage.promoted_model()
+            except Exception as error:
+                report["model"] = None
+                report["model_error"] = str(error)
+            report["vector_store"] = _vector_store_state(backstage)
+        healthy = report["workers_ready"] and report["warehouse"] == "ok" and report["model"] \
+            and report["vector_store"] in ("ok", "empty")
+        report["status"] = "ok" if healthy else "degraded"
+        return JSONResponse(report, status_code=200 if healthy else 503)
+
+    @router.get("/v1/models")
+    def models():
+        with backstage._lock:
+            model = backstage.promoted_model()
+        data = [{"id": model, "object": "model", "created": int(time.time()), "owned_by": "llm-twin"}] if model else []
+        return {"object": "list", "data": data}
+
+    @router.get("/api/authors")
+    def authors():
+        with backstage._lock:
+            warehouse = backstage.warehouse()
+            users, links = warehouse.users(), warehouse.links()
+        return [{"name": user.full_name, "key": user.key, "collection": backstage.launcher.state(user.key),
+                 "links": [{"url": link.url, "status": str(link.status), "attempts": link.attempts,
+                            "error": link.last_error,
+                            "last_attempt_at": link.last_attempt_at.isoformat() if link.last_attempt_at else None}
+                           for link in links if link.author_id == user.id]}
+                for user in users]
+
+    @router.post("/api/links")
+    def add_links(body: NewLinks):
+        from twin_assets.collection.registry import register_links
+        from twin_assets.instance import local_instance
+
+        with backstage._lock:
+            try:
+                registration = register_links(backstage.warehouse(), local_instance(), body.author, body.urls)
+            except ValueError as error:
+                raise HTTPException(422, f"{error}; nothing was added") from None
+        return {"author": registration.author.full_name, "added": registration.added,
+                "already_registered": registration.already_registered}
+
+    @router.post("/api/collect")
+    def collect(body: CollectRequest):
+        with backstage._lock:
+            author = backstage.warehouse().find_user(body.author)
+        if author is None:
+            raise HTTPException(422, f"unknown author {body.author!r}: add a link for them first")
+        try:
+            launch = backstage.launcher.start(author.key)
+        except RuntimeError as error:
+            raise HTTPException(503, str(error)) from None
+        return {"author": author.full_name, "how": launch.how, "detail": launch.detail, "url": launch.url}
+
+    @router.get("/api/traces")
+    def traces(limit: int = 20):
+        with backstage._lock:
+            records = recent_traces(backstage.warehouse(), min(max(limit, 1), 200))
+        return [{"id": r["_id"], "name": r["name"], "started_at": r["started_at"], "seconds": r["seconds"],
+                 "query": r["input"].get("query"), "answer": r["output"].get("answer"),
+                 "model": r["metadata"].get("model"), "error": r.get("error", ""),
+                 "spans": [{"name": s["name"], "seconds": s["seconds"]} for s in r["spans"]]} for r in records]
+
+    return router
+
+
+def _vector_store_state(backstage: Backstage) -> str:
+    store = backstage.resource("vector_store")
+    if store.embedded:
+        return "ok" if store.published_at() else "empty"
+    try:
+        with store.read() as client:
+            client.get_collections()
+        return "ok"
+    except Exception as error:
+        return f"unreachable: {error}"
