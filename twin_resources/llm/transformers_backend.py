@@ -46,6 +46,11 @@ class TransformersBackend:
     def count_tokens(self, text: str) -> int:
         return len(self.tokenizer.encode(text, add_special_tokens=False))
 
+    def count_chat_tokens(self, messages: list[Message]) -> int:
+        """Exactly what `chat` and `stream` will feed the model, template included."""
+        return len(self.tokenizer.apply_chat_template(messages, add_generation_prompt=True, tokenize=True,
+                                                      return_dict=True)["input_ids"])
+
     def _encode_chat(self, messages: list[Message]) -> dict:
         encoded = self.tokenizer.apply_chat_template(messages, add_generation_prompt=True, return_dict=True,
                                                      return_tensors="pt")

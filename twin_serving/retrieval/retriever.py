@@ -77,6 +77,10 @@ class Retriever:
             result.queries = self._expand(request, detail)
         with result.span("search") as detail:
             candidates = self._search(result)
+            if not candidates and result.category and category is None:
+                # "write a post" names the output's form: the author's other writing still grounds it
+                detail["category_dropped"], result.category = result.category.value, None
+                candidates = self._search(result)
             detail.update(queries=len(result.queries), candidates=len(candidates))
         if not candidates:
             who = result.author.full_name if result.author else "any author"

@@ -15,7 +15,7 @@ LITSERVE_ROUTES_WE_REPLACE = ("/", "/health")  # its plain-text index and health
 
 def build_server(settings: ServeSettings) -> ls.LitServer:
     server = ls.LitServer(TwinAPI(settings), accelerator="auto", workers_per_device=settings.workers,
-                          timeout=settings.timeout_s, max_payload_size=settings.max_body_bytes,
+                          timeout=settings.timeout_s,  # the body limit is the Guard's, chunked bodies too
                           middlewares=[(Guard, {"api_key": settings.api_key,
                                                 "max_body_bytes": settings.max_body_bytes})])
     server.uvicorn_graceful_timeout = 5  # open streams get this long to finish at shutdown

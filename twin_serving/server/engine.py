@@ -21,7 +21,7 @@ from twin_serving.tracing import SpanRecord, TraceRecord, TraceRecorder
 
 REFRESH_EVERY_S = 1.0
 PASSAGE_CHARS = (1500, 800, 400, 200, 100)  # tried in turn until the prompt fits the model's context
-MESSAGE_OVERHEAD_TOKENS = 6  # a chat template's role markers, per message
+MESSAGE_OVERHEAD_TOKENS = 8  # a chat template's role markers, per message, where it cannot be counted
 
 
 @dataclass
@@ -180,7 +180,7 @@ class TwinEngine:
             for chars in PASSAGE_CHARS:
                 messages, sources = build_prompt(request.query, author, hits, chars)
                 messages = [messages[0], *history, messages[-1]]
-                used = sum(self.backend.count_tokens(m["content"]) + MESSAGE_OVERHEAD_TOKENS for m in messages)
+                used = self._prompt_tokens(messages)
                 if used <= budget:
                     return messages, sources
             if not hits:
@@ -188,6 +188,12 @@ class TwinEngine:
                                     f"{self.backend.context_window} tokens leaves {budget} with "
                                     f"{max_tokens} tokens for the answer")
             hits.pop()
+
+    def _prompt_tokens(self, messages: list[dict]) -> int:
+        exact = getattr(self.backend, "count_chat_tokens", None)
+        if exact is not None:
+            return exact(messages)
+        return sum(self.backend.count_tokens(m["content"]) + MESSAGE_OVERHEAD_TOKENS for m in messages)
 
     def _generate(self, answers: list[Answer]) -> Iterator[list[tuple[Answer, dict]]]:
         if not answers:
@@ -220,9 +226,8 @@ class TwinEngine:
         return {"event": "delta", "text": text}
 
     def _end(self, answer: Answer) -> dict:
-        count = self.backend.count_tokens
-        answer.prompt_tokens = sum(count(m["content"]) + MESSAGE_OVERHEAD_TOKENS for m in answer.messages)
-        completion = count(answer.text) if answer.text else 0
+        answer.prompt_tokens = self._prompt_tokens(answer.messages)
+        completion = self.backend.count_tokens(answer.text) if answer.text else 0
         return {"event": "end", "prompt_tokens": answer.prompt_tokens, "completion_tokens": completion,
                 "finish_reason": "length" if completion >= answer.request.max_tokens else "stop"}
 

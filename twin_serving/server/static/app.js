@@ -94,6 +94,7 @@ function showSources(sources) {
 $("chat-form").addEventListener("submit", async (event) => {
   event.preventDefault();
   $("send").disabled = true;
+  notice("");
   $("answer").textContent = "";
   $("sources").replaceChildren();
   const request = { model: "twin", stream: true, messages: [{ role: "user", content: $("prompt").value }] };
@@ -150,4 +151,4 @@ $("refresh-traces").addEventListener("click", loadTraces);
 
 function refreshAll() { loadHealth(); loadAuthors(); loadTraces(); }
 refreshAll();
-setInterval(() => { loadHealth(); loadAuthors(); }, 5000);
+setInterval(refreshAll, 5000);

@@ -1,0 +1,416 @@
+"""`twin serve` end to end: a real LitServe server on 127.0.0.1 over a real embedded warehouse and vector
+store and a tiny Llama trained here, driven by the official `openai` client, plain HTTP, `twin traces`, a
+local Opik receiver, and Debian's Chromium through Selenium."""
+
+import gzip
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+import openai
+import pytest
+import requests
+
+from tests.fixtures.site import fixture_site
+from tests.test_features import CORPUS, article, read_article
+from tests.test_models import TINY, corpus_texts, free_port
+from twin_assets.features.chunking import Chunker, ChunkingConfig
+from twin_assets.features.pipeline import sync_cleaned_documents, sync_embedded_chunks
+from twin_assets.models.base_models import build_tiny_base
+from twin_assets.models.tiny_llama import TinyLlamaSpec
+from twin_resources import VectorStore, Warehouse
+from twin_resources.documents import UserDocument
+from twin_resources.model_registry import default_registry
+from twin_resources.settings import PROJECT_ROOT
+
+ADA = UserDocument.from_full_name("Ada Quill")
+TWIN = str(Path(sys.executable).with_name("twin"))
+
+
+@pytest.fixture(scope="module")
+def served_home(tmp_path_factory, embedder) -> Path:
+    """Ada's articles in the warehouse and the vector store, and a tiny Llama promoted in the registry."""
+    home = tmp_path_factory.mktemp("served") / "twin-home"
+    warehouse = Warehouse(home=str(home)).connect()
+    warehouse.upsert_user(ADA)
+    for path in sorted(CORPUS.glob("*.md")):
+        warehouse.upsert_document(article(ADA, path.stem, *read_article(path)))
+    chunker = Chunker(embedder.tokenizer, embedder.max_tokens, ChunkingConfig(article_tokens=128))
+    with VectorStore(home=str(home)).write() as client:
+        sync_cleaned_documents(warehouse, client, ADA)
+        sync_embedded_chunks(client, embedder, chunker, ADA)
+    warehouse.close()
+    registry = default_registry(str(home))
+    base = build_tiny_base(registry, corpus_texts(), TinyLlamaSpec(**TINY)).entry
+    registry.promote(base.version, reason="the test's base model")
+    return home
+
+
+def server_environment(home: Path, **extra) -> dict:
+    environment = {key: value for key, value in os.environ.items()
+                   if not key.startswith(("TWIN_", "OPIK_", "MONGODB_", "QDRANT_", "DAGSTER_"))}
+    return {**environment, "TWIN_HOME": str(home), "OPIK_TRACK_DISABLE": "true", **extra}
+
+
+class RunningServer:
+    def __init__(self, home: Path, **environment):
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.log = home.parent / f"serve-{self.port}.log"
+        self.process = subprocess.Popen([TWIN, "serve", "--port", str(self.port)],
+                                        env=server_environment(home, **environment), start_new_session=True,
+                                        stdout=self.log.open("w"), stderr=subprocess.STDOUT)
+        self.headers = {"Authorization": f"Bearer {environment['TWIN_API_KEY']}"} \
+            if "TWIN_API_KEY" in environment else {}
+        deadline = time.monotonic() + 180
+        while time.monotonic() < deadline:
+            assert self.process.poll() is None, f"twin serve exited:\n{self.log.read_text()[-3000:]}"
+            try:
+                if requests.get(f"{self.url}/health", headers=self.headers, timeout=10).ok:
+                    return
+            except (requests.ConnectionError, requests.Timeout):
+                pass
+            time.sleep(0.5)
+        self.stop()
+        raise AssertionError(f"twin serve did not become healthy:\n{self.log.read_text()[-3000:]}")
+
+    def group(self) -> set[int]:
+        """Every live process in the server's process group."""
+        found = set()
+        for entry in Path("/proc").iterdir():
+            if entry.name.isdigit():
+                try:
+                    stat = (entry / "stat").read_text()
+                except OSError:
+                    continue
+                fields = stat.rsplit(")", 1)[1].split()
+                if fields[0] != "Z" and int(fields[2]) == self.process.pid:  # state, ppid, pgrp
+                    found.add(int(entry.name))
+        return found
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                self.process.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                pass
+        try:
+            os.killpg(self.process.pid, signal.SIGKILL)  # whatever a failed test left behind
+        except ProcessLookupError:
+            pass
+
+
+@pytest.fixture(scope="module")
+def server(served_home):
+    running = RunningServer(served_home)
+    yield running
+    running.stop()
+
+
+def client(server) -> openai.OpenAI:
+    return openai.OpenAI(base_url=f"{server.url}/v1", api_key="unused", max_retries=0, timeout=60)
+
+
+def promoted(home: Path) -> str:
+    return default_registry(str(home)).promoted().version
+
+
+def test_the_openai_client_streams_an_answer_with_its_sources(server, served_home):
+    chunks = list(client(server).chat.completions.create(
+        model="twin", stream=True, max_tokens=24, temperature=0,
+        messages=[{"role": "user", "content": "Write a post in Ada Quill's voice about chunking documents"}]))
+    sources = chunks[0].model_extra["sources"]
+    assert sources and all(s["author"] == "Ada Quill" and s["link"].startswith("https://blog.example.com/")
+                           for s in sources)
+    text = "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)
+    assert text  # the tiny test model writes mostly newlines, but it writes
+    assert chunks[-1].choices[0].finish_reason in ("stop", "length")
+    assert chunks[-1].usage.completion_tokens > 0 and chunks[-1].usage.prompt_tokens > 0
+    assert {c.model for c in chunks} == {promoted(served_home)}
+
+
+def test_the_stream_is_server_sent_events_ending_in_done(server):
+    response = requests.post(f"{server.url}/v1/chat/completions", stream=True, timeout=60, json={
+        "stream": True, "max_tokens": 8, "messages": [{"role": "user", "content": "a post about evals"}]})
+    assert response.status_code == 200 and response.headers["content-type"].startswith("text/event-stream")
+    events = [line for line in response.iter_lines(decode_unicode=True) if line]
+    assert all(line.startswith("data: ") for line in events)
+    assert events[-1] == "data: [DONE]"
+    assert "sources" in json.loads(events[0][6:])
+
+
+def test_a_non_streaming_answer_and_the_model_list(server, served_home):
+    openai_client = client(server)
+    response = openai_client.chat.completions.create(
+        model="twin", max_tokens=10, messages=[{"role": "user", "content": "What do you think about latency?"}])
+    assert response.model == promoted(served_home)
+    assert response.choices[0].message.content
+    assert response.model_extra["sources"]
+    assert [m.id for m in openai_client.models.list()] == [promoted(served_home)]
+
+
+def test_rag_answers_with_sources_and_the_model_version(server, served_home):
+    answer = requests.post(f"{server.url}/rag", json={"query": "How should I chunk documents?"}, timeout=60).json()
+    assert set(answer) == {"answer", "sources", "model"}
+    assert answer["answer"] and answer["model"] == promoted(served_home)
+    assert answer["sources"] and set(answer["sources"][0]) == {"link", "title", "author", "score"}
+    assert answer["sources"][0]["author"] == "Ada Quill"
+
+
+def test_health_reports_the_model_and_the_stores(server, served_home):
+    report = requests.get(f"{server.url}/health", timeout=10).json()
+    assert report["status"] == "ok" and report["workers_ready"]
+    assert report["model"] == promoted(served_home)
+    assert report["warehouse"] == "ok" and report["vector_store"] == "ok"
+
+
+@pytest.mark.parametrize(("path", "body", "status", "says"), [
+    ("/v1/chat/completions", b'{"messages": [', 400, "not valid JSON"),
+    ("/rag", b"not json at all", 400, "not valid JSON"),
+    ("/v1/chat/completions", b'{"messages": "hello"}', 422, "messages"),
+    ("/rag", b'{"query": ""}', 422, "query"),
+    ("/v1/chat/completions", json.dumps({"messages": [{"role": "user", "content": "x" * 9000}]}).encode(), 422,
+     "limit is 8000"),
+    ("/v1/chat/completions", b'{"messages": [{"role": "assistant", "content": "hi"}]}', 422, "user's request"),
+    ("/rag", b'{"query": "hello", "author": "Nobody Here"}', 422, "no author named 'Nobody Here'"),
+    ("/rag", json.dumps({"query": "x" * 70000}).encode(), 413, "limit is 65536"),
+])
+def test_bad_requests_get_a_clear_json_error(server, path, body, status, says):
+    response = requests.post(f"{server.url}{path}", data=body, timeout=30,
+                             headers={"Content-Type": "application/json"})
+    assert response.status_code == status
+    assert says in response.json()["error"]["message"]
+
+
+def test_a_chunked_body_over_the_limit_is_refused_too(server):
+    pieces = (b"x" * 8192 for _ in range(10))  # no Content-Length: sent chunked
+    response = requests.post(f"{server.url}/rag", data=pieces, timeout=30, headers={"Content-Type": "application/json"})
+    assert response.status_code == 413
+
+
+def test_traces_record_every_step_and_twin_traces_lists_them(server, served_home):
+    requests.post(f"{server.url}/rag", json={"query": "Why do evals come before models?"}, timeout=60).raise_for_status()
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline:
+        listed = subprocess.run([TWIN, "traces", "--json", "--limit", "50"], capture_output=True, text=True,
+                                env=server_environment(served_home), check=True)
+        traces = [t for t in json.loads(listed.stdout) if t["input"]["query"] == "Why do evals come before models?"]
+        if traces:
+            break
+        time.sleep(0.5)
+    trace = traces[0]
+    assert [s["name"] for s in trace["spans"]] == ["self_query", "expansion", "search", "rerank", "prompt",
+                                                  "generation"]
+    generation = trace["spans"][-1]
+    assert generation["usage"]["completion_tokens"] > 0 and generation["model"] == promoted(served_home)
+    assert generation["output"]["text"] == trace["output"]["answer"]
+    assert trace["metadata"]["embedding_model"] and trace["metadata"]["first_token_s"] > 0
+    human = subprocess.run([TWIN, "traces", "--limit", "50"], capture_output=True, text=True,
+                           env=server_environment(served_home), check=True).stdout
+    assert "Why do evals come before models?" in human and "generation" in human
+    page = requests.get(f"{server.url}/api/traces", timeout=10).json()
+    assert any(t["query"] == "Why do evals come before models?" for t in page)
+
+
+def register_variant(home: Path, source: str, broken: bool = False) -> str:
+    """Another version: the same weights with one more file, or a directory transformers cannot load."""
+    registry = default_registry(str(home))
+    with registry.staging() as staged:
+        shutil.copytree(registry.get(source).path, staged, dirs_exist_ok=True)
+        (staged / "variant.txt").write_text(str(time.time()))
+        if broken:
+            (staged / "config.json").write_text("{")
+        entry = registry.register(staged, name="variant", kind="base", format="transformers")
+    return entry.version
+
+
+def test_a_promotion_is_picked_up_between_requests_without_dropping_one(server, served_home):
+    registry = default_registry(str(served_home))
+    original = promoted(served_home)
+    variant = register_variant(served_home, original)
+    results: dict = {}
+
+    def long_request():
+        stream = client(server).chat.completions.create(
+            model="twin", stream=True, max_tokens=48, temperature=0,
+            messages=[{"role": "user", "content": "A long post about pipelines"}])
+        chunks = list(stream)
+        results["model"] = chunks[0].model
+        results["text"] = "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)
+
+    in_flight = threading.Thread(target=long_request)
+    in_flight.start()
+    time.sleep(0.3)
+    registry.promote(variant, reason="test: a new model mid-request")
+    in_flight.join(timeout=120)
+    try:
+        assert results["model"] == original and results["text"]  # finished on the model it started with
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            answer = requests.post(f"{server.url}/rag", json={"query": "evals", "max_tokens": 4}, timeout=60).json()
+            if answer["model"] == variant:
+                break
+            time.sleep(0.5)
+        assert answer["model"] == variant
+
+        broken = register_variant(served_home, original, broken=True)
+        registry.promote(broken, reason="test: a model that cannot load")
+        time.sleep(1.2)  # the worker checks the registry at most once a second
+        failed = requests.post(f"{server.url}/rag", json={"query": "evals", "max_tokens": 4}, timeout=60)
+        assert failed.status_code == 503 and "cannot be loaded" in failed.json()["error"]["message"]
+    finally:
+        registry.promote(original, reason="test: back to the base model")
+    time.sleep(1.2)
+    assert requests.post(f"{server.url}/rag", json={"query": "evals", "max_tokens": 4}, timeout=60).ok
+
+
+class OpikReceiver(ThreadingHTTPServer):
+    """Stands in for Opik's cloud: answers the SDK's calls and keeps what it was sent."""
+
+    def __init__(self):
+        self.received: list[tuple[str, dict]] = []
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, *args):
+                pass
+
+            def _answer(handler, status=200, body=b"{}"):
+                handler.send_response(status)
+                handler.send_header("Content-Type", "application/json")
+                handler.send_header("Content-Length", str(len(body)))
+                handler.end_headers()
+                handler.wfile.write(body)
+
+            def do_GET(handler):
+                handler._answer()
+
+            def do_POST(handler):
+                length = int(handler.headers.get("Content-Length") or 0)
+                raw = handler.rfile.read(length) if length else b"{}"
+                if handler.headers.get("Content-Encoding") == "gzip":
+                    raw = gzip.decompress(raw)
+                try:
+                    self.received.append((handler.path, json.loads(raw or b"{}")))
+                except ValueError:
+                    self.received.append((handler.path, {"raw": raw.decode(errors="replace")}))
+                handler._answer(204 if "batch" in handler.path else 200, b"" if "batch" in handler.path else b"{}")
+
+            def do_PATCH(handler):
+                do_POST(handler)
+
+            do_PUT = do_POST
+
+        super().__init__(("127.0.0.1", 0), Handler)
+        threading.Thread(target=self.serve_forever, daemon=True).start()
+
+    def spans(self) -> list[dict]:
+        return [span for path, body in self.received if path.endswith("/spans/batch") for span in body.get("spans", [])]
+
+
+def test_with_a_key_and_opik_every_request_is_authorized_traced_to_opik_and_sigterm_stops_all(served_home):
+    receiver = OpikReceiver()
+    server = RunningServer(served_home, TWIN_API_KEY="s3cret", OPIK_TRACK_DISABLE="false",
+                           OPIK_URL_OVERRIDE=f"http://127.0.0.1:{receiver.server_address[1]}/api",
+                           OPIK_API_KEY="", OPIK_WORKSPACE="default")
+    try:
+        for path, method in (("/v1/models", "get"), ("/health", "get"), ("/api/authors", "get"), ("/rag", "post")):
+            refused = getattr(requests, method)(f"{server.url}{path}", json={"query": "x"}, timeout=10)
+            assert refused.status_code == 401 and "API key" in refused.json()["error"]["message"]
+        wrong = requests.get(f"{server.url}/v1/models", headers={"Authorization": "Bearer nope"}, timeout=10)
+        assert wrong.status_code == 401
+        assert requests.get(f"{server.url}/", timeout=10).ok  # the page loads; it asks for the key
+        with pytest.raises(openai.AuthenticationError):
+            client(server).models.list()
+        keyed = openai.OpenAI(base_url=f"{server.url}/v1", api_key="s3cret", max_retries=0, timeout=60)
+        answer = keyed.chat.completions.create(model="twin", max_tokens=6,
+                                               messages=[{"role": "user", "content": "Opik, watch this"}])
+        assert answer.choices[0].message.content
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline and not {"generation", "search"} <= {s["name"] for s in receiver.spans()}:
+            time.sleep(0.3)
+        names = [s["name"] for s in receiver.spans()]
+        assert {"self_query", "expansion", "search", "rerank", "prompt", "generation"} <= set(names)
+        generation = next(s for s in receiver.spans() if s["name"] == "generation")
+        assert generation["usage"]["completion_tokens"] > 0 and generation["model"] == promoted(served_home)
+        traces = [t for path, body in receiver.received if path.endswith("/traces/batch") for t in body["traces"]]
+        assert any(t["input"]["query"] == "Opik, watch this" for t in traces)
+
+        workers = server.group()
+        assert len(workers) >= 3  # the main process, the API server and an inference worker at least
+        server.process.send_signal(signal.SIGTERM)  # to the main process alone
+        server.process.wait(timeout=60)
+        deadline = time.monotonic() + 20
+        while server.group() and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert not server.group(), "worker processes outlived the server"
+    finally:
+        server.stop()
+        receiver.shutdown()
+
+
+@pytest.fixture
+def browser():
+    """Debian's Chromium, headless, with a fresh profile, through its own ChromeDriver."""
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+
+    if not (shutil.which("chromium") and shutil.which("chromedriver")):
+        pytest.skip("needs Debian's chromium and chromium-driver (.ci/run installs them)")
+    options = webdriver.ChromeOptions()
+    options.binary_location = shutil.which("chromium")
+    profile = Path(os.environ.get("TMPDIR", "/tmp")) / f"twin-chromium-{os.getpid()}-{time.time_ns()}"
+    for flag in ("--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                 "--no-first-run", "--disable-component-update", "--disable-sync", f"--user-data-dir={profile}",
+                 "--window-size=1280,900"):
+        options.add_argument(flag)
+    driver = webdriver.Chrome(service=Service(shutil.which("chromedriver")), options=options)
+    driver.set_page_load_timeout(30)
+    yield driver
+    driver.quit()
+    shutil.rmtree(profile, ignore_errors=True)
+
+
+def test_the_web_page_adds_a_link_collects_it_and_chats_with_sources(server, browser, served_home, tmp_path):
+    from selenium.common.exceptions import StaleElementReferenceException
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    rerendered = [StaleElementReferenceException]  # the page redraws its author list every 5 s
+    wait = WebDriverWait(browser, 60, poll_frequency=0.2, ignored_exceptions=rerendered)
+    with fixture_site() as site:
+        link = site.url("/blog/voice.html")
+        browser.get(server.url + "/")
+        wait.until(lambda d: "Ada Quill" in d.find_element(By.ID, "authors").text)
+        browser.find_element(By.ID, "author-name").send_keys("Cy Page")
+        browser.find_element(By.ID, "link-url").send_keys(link)
+        browser.find_element(By.ID, "add-link").click()
+        wait.until(lambda d: link in d.find_element(By.ID, "authors").text)
+        assert "pending" in browser.find_element(By.ID, "authors").text
+
+        browser.find_element(By.CSS_SELECTOR, "button.collect[data-author='Cy Page']").click()
+        wait.until(lambda d: "collection for Cy Page: started" in d.find_element(By.ID, "notice").text)
+        WebDriverWait(browser, 240, poll_frequency=1, ignored_exceptions=rerendered).until(
+            lambda d: "crawled" in next(a.text for a in d.find_elements(By.CSS_SELECTOR, ".author")
+                                        if "Cy Page" in a.text))
+
+    browser.find_element(By.ID, "prompt").send_keys("Write a short post about chunking documents")
+    browser.find_element(By.ID, "chat-author").send_keys("Ada Quill")
+    browser.find_element(By.ID, "send").click()
+    wait.until(lambda d: d.find_elements(By.CSS_SELECTOR, "#sources li.source")
+               or d.find_element(By.ID, "notice").text)  # an error shows there
+    assert browser.find_element(By.ID, "notice").text == ""
+    wait.until(lambda d: d.find_element(By.ID, "answer").get_attribute("textContent")
+               and d.find_element(By.ID, "send").is_enabled())
+    sources = browser.find_elements(By.CSS_SELECTOR, "#sources li.source a")
+    assert all(a.get_attribute("href").startswith("https://blog.example.com/") for a in sources)
+    assert browser.find_element(By.ID, "notice").text == ""
+    wait.until(lambda d: "Write a short post about chunking documents" in d.find_element(By.ID, "traces").text)
+    browser.save_screenshot(str(tmp_path / "page.png"))
