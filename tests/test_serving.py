@@ -20,7 +20,7 @@ import requests
 
 from tests.fixtures.site import fixture_site
 from tests.test_features import CORPUS, article, read_article
-from tests.test_models import TINY, corpus_texts, free_port
+from tests.test_models import TINY, corpus_texts
 from twin_assets.features.chunking import Chunker, ChunkingConfig
 from twin_assets.features.pipeline import sync_cleaned_documents, sync_embedded_chunks
 from twin_assets.models.base_models import build_tiny_base
@@ -28,7 +28,7 @@ from twin_assets.models.tiny_llama import TinyLlamaSpec
 from twin_resources import VectorStore, Warehouse
 from twin_resources.documents import UserDocument
 from twin_resources.model_registry import default_registry
-from twin_resources.settings import PROJECT_ROOT
+from twin_serving.server.process import ServerProcess
 
 ADA = UserDocument.from_full_name("Ada Quill")
 TWIN = str(Path(sys.executable).with_name("twin"))
@@ -59,53 +59,10 @@ def server_environment(home: Path, **extra) -> dict:
     return {**environment, "TWIN_HOME": str(home), "OPIK_TRACK_DISABLE": "true", **extra}
 
 
-class RunningServer:
-    def __init__(self, home: Path, **environment):
-        self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        self.log = home.parent / f"serve-{self.port}.log"
-        self.process = subprocess.Popen([TWIN, "serve", "--port", str(self.port)],
-                                        env=server_environment(home, **environment), start_new_session=True,
-                                        stdout=self.log.open("w"), stderr=subprocess.STDOUT)
-        self.headers = {"Authorization": f"Bearer {environment['TWIN_API_KEY']}"} \
-            if "TWIN_API_KEY" in environment else {}
-        deadline = time.monotonic() + 180
-        while time.monotonic() < deadline:
-            assert self.process.poll() is None, f"twin serve exited:\n{self.log.read_text()[-3000:]}"
-            try:
-                if requests.get(f"{self.url}/health", headers=self.headers, timeout=10).ok:
-                    return
-            except (requests.ConnectionError, requests.Timeout):
-                pass
-            time.sleep(0.5)
-        self.stop()
-        raise AssertionError(f"twin serve did not become healthy:\n{self.log.read_text()[-3000:]}")
-
-    def group(self) -> set[int]:
-        """Every live process in the server's process group."""
-        found = set()
-        for entry in Path("/proc").iterdir():
-            if entry.name.isdigit():
-                try:
-                    stat = (entry / "stat").read_text()
-                except OSError:
-                    continue
-                fields = stat.rsplit(")", 1)[1].split()
-                if fields[0] != "Z" and int(fields[2]) == self.process.pid:  # state, ppid, pgrp
-                    found.add(int(entry.name))
-        return found
-
-    def stop(self) -> None:
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-            try:
-                self.process.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                pass
-        try:
-            os.killpg(self.process.pid, signal.SIGKILL)  # whatever a failed test left behind
-        except ProcessLookupError:
-            pass
+def RunningServer(home: Path, **environment) -> ServerProcess:
+    server = ServerProcess(server_environment(home, **environment), log=home.parent / f"serve-{time.time_ns()}.log",
+                           inherit_environment=False)
+    return server.__enter__()
 
 
 @pytest.fixture(scope="module")
@@ -414,3 +371,31 @@ def test_the_web_page_adds_a_link_collects_it_and_chats_with_sources(server, bro
     assert browser.find_element(By.ID, "notice").text == ""
     wait.until(lambda d: "Write a short post about chunking documents" in d.find_element(By.ID, "traces").text)
     browser.save_screenshot(str(tmp_path / "page.png"))
+
+
+def test_a_batch_decodes_together_like_one_at_a_time_and_one_bad_request_fails_alone(served_home, monkeypatch):
+    from twin_resources import resources_from_env
+    from twin_serving.server.engine import ChatRequest, TwinEngine
+    from twin_serving.server.settings import ServeSettings
+
+    monkeypatch.setenv("TWIN_HOME", str(served_home))
+    engine = TwinEngine(resources_from_env(), ServeSettings())
+    prompts = ["Write about chunking documents", "Why evals come first", "Latency budgets, briefly"]
+
+    def request(prompt, author=None):
+        return ChatRequest([{"role": "user", "content": prompt}], max_tokens=12, temperature=0, author=author)
+
+    def texts(events):
+        return "".join(e["text"] for e in events if e and e["event"] == "delta")
+
+    try:
+        alone = [texts(engine.answer(request(p))) for p in prompts]
+        steps = list(engine.answer_batch([request(p) for p in prompts] + [request("hello", author="Nobody Here")]))
+    finally:
+        engine.close()
+    assert [first["event"] for first in steps[0]] == ["start", "start", "start", "error"]
+    assert steps[0][3]["status"] == 422 and "Nobody Here" in steps[0][3]["message"]
+    together = [texts(step[i] for step in steps[1:]) for i in range(3)]
+    assert together == alone and all(alone)
+    assert all(step[3] is None for step in steps[1:])  # the failed request gets nothing more
+    assert [step[i]["event"] for step in steps[-1:] for i in range(3)] == ["end"] * 3

@@ -59,6 +59,35 @@ def run_demo(port: int) -> bool:
         succeeded = run_job_for_authors("main_job", [registration.author],
                                         {"ops": {"raw_documents": {"config": {"recrawl": True}}}})
     if succeeded:
-        print(f'next: `twin search "how do you chunk documents?" --author "{DEMO_AUTHOR}"`, `twin models list`, '
-              '`twin chat "Write about evals"`, or `twin ui` to see the graph')
+        succeeded = ask_the_server(f"Write a short post in {DEMO_AUTHOR}'s voice about chunking documents")
+    if succeeded:
+        print(f'next: `twin serve` and open http://127.0.0.1:8000, `twin search "how do you chunk documents?" '
+              f'--author "{DEMO_AUTHOR}"`, `twin models list`, `twin traces`, or `twin ui` to see the graph')
     return succeeded
+
+
+def ask_the_server(question: str) -> bool:
+    """The main job's last step: `twin serve` starts on the fresh model and stores and answers, streaming,
+    through the official OpenAI client."""
+    import openai
+
+    from twin_serving.server.process import ServerProcess
+
+    print("starting twin serve and asking it one question ...", flush=True)
+    try:
+        with ServerProcess(log=twin_home() / "demo" / "serve.log") as server:
+            client = openai.OpenAI(base_url=f"{server.url}/v1", api_key=os.environ.get("TWIN_API_KEY") or "none")
+            stream = client.chat.completions.create(model="twin", stream=True,
+                                                    messages=[{"role": "user", "content": question}])
+            print(f"> {question}\n", flush=True)
+            sources = []
+            for chunk in stream:
+                sources = (chunk.model_extra or {}).get("sources") or sources
+                if chunk.choices and chunk.choices[0].delta.content:
+                    print(chunk.choices[0].delta.content, end="", flush=True)
+            print("\n\nsources: " + "; ".join(f"[{s['number']}] {s['title']} ({s['link']})" for s in sources))
+            print(f"(model {chunk.model[:12]}; the trace of this request: `twin traces`)")
+    except (RuntimeError, openai.OpenAIError) as error:
+        print(f"the server did not answer: {error}")
+        return False
+    return True

@@ -25,22 +25,34 @@ class BatchStreamer:
     # the reader's side
 
     def __iter__(self) -> Iterator[list[str]]:
-        tokens: list[list[int]] = [[] for _ in range(self.rows)]
-        shown = [""] * self.rows
-        finished = [False] * self.rows
+        rows = [_Row() for _ in range(self.rows)]
         stop_ids = {self.tokenizer.eos_token_id, self.tokenizer.pad_token_id} - {None}
         while (step := self.queue.get()) is not None:
             deltas = []
-            for row, token in enumerate(step):
-                if finished[row] or token in stop_ids:
-                    finished[row] = True
+            for row, token in zip(rows, step):
+                if row.finished or token in stop_ids:
+                    row.finished = True
                     deltas.append("")
-                    continue
-                tokens[row].append(token)
-                text = self.tokenizer.decode(tokens[row], skip_special_tokens=True)
-                if text.endswith("\ufffd"):  # half of a multi-byte character: wait for the rest
-                    deltas.append("")
-                    continue
-                deltas.append(text[len(shown[row]):])
-                shown[row] = text
+                else:
+                    deltas.append(row.add(token, self.tokenizer))
             yield deltas
+
+
+class _Row:
+    """Incremental detokenization (as text-generation-inference does it): decode a short window of recent
+    tokens, so each step costs the same however long the answer grows, and tokenizers that drop a word's
+    leading space when it starts a text still get their spaces right."""
+
+    def __init__(self):
+        self.tokens: list[int] = []
+        self.prefix = self.read = 0
+        self.finished = False
+
+    def add(self, token: int, tokenizer) -> str:
+        self.tokens.append(token)
+        shown = tokenizer.decode(self.tokens[self.prefix:self.read], skip_special_tokens=True)
+        text = tokenizer.decode(self.tokens[self.prefix:], skip_special_tokens=True)
+        if len(text) <= len(shown) or text.endswith("\ufffd"):  # nothing new, or half a character
+            return ""
+        self.prefix, self.read = self.read, len(self.tokens)
+        return text[len(shown):]

@@ -176,11 +176,21 @@ class TwinEngine:
         history = [m for m in request.messages[:-1] if m["role"] in ("user", "assistant")]
         budget = (self.backend.context_window or 10**9) - max_tokens
         hits = list(retrieval.hits)
+
+        def measured(chars: int):
+            messages, sources = build_prompt(request.query, author, hits, chars)
+            messages = [messages[0], *history, messages[-1]]
+            return messages, sources, self._prompt_tokens(messages)
+
         while True:
-            for chars in PASSAGE_CHARS:
-                messages, sources = build_prompt(request.query, author, hits, chars)
-                messages = [messages[0], *history, messages[-1]]
-                used = self._prompt_tokens(messages)
+            messages, sources, used = measured(PASSAGE_CHARS[0])
+            if used <= budget:
+                return messages, sources
+            # Counting tokens is the cost here: skip to the passage length the first count suggests.
+            _, _, bare = measured(0) if hits else (None, None, used)
+            room = (budget - bare) / max(used - bare, 1)
+            for chars in [c for c in PASSAGE_CHARS[1:] if c <= PASSAGE_CHARS[0] * room * 1.2]:
+                messages, sources, used = measured(chars)
                 if used <= budget:
                     return messages, sources
             if not hits:
