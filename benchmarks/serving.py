@@ -119,9 +119,8 @@ def time_split(home: str, since: float) -> dict:
         return {}
     retrieval = [sum(s["seconds"] for s in t["spans"] if s["name"] in RETRIEVAL_STEPS) for t in traces]
     generation = [sum(s["seconds"] for s in t["spans"] if s["name"] == "generation") for t in traces]
-    queued = [t["seconds"] - r - g for t, r, g in zip(traces, retrieval, generation)]
     return {"traces": len(traces), "retrieval_s": statistics.mean(retrieval),
-            "generation_s": statistics.mean(generation), "other_s": statistics.mean(queued)}
+            "generation_s": statistics.mean(generation), "worker_s": statistics.mean(t["seconds"] for t in traces)}
 
 
 def report(name: str, load: Load, elapsed: float, split: dict) -> dict:
@@ -133,10 +132,14 @@ def report(name: str, load: Load, elapsed: float, split: dict) -> dict:
     print(f"{name:<28} {done:>5} req {row['requests_per_s']:6.2f} req/s  p50 {row['p50_s']:6.2f} s  "
           f"p99 {row['p99_s']:6.2f} s  TTFT p50 {row['ttft_p50_s']:6.2f} s  p99 {row['ttft_p99_s']:6.2f} s  "
           f"{row['tokens_per_s']:6.1f} tok/s  errors {len(load.errors)}", flush=True)
-    if split:
-        print(f"{'':<28} per request: retrieval {split['retrieval_s'] * 1000:6.1f} ms, generation "
-              f"{split['generation_s'] * 1000:7.1f} ms, queueing and transport {split['other_s'] * 1000:7.1f} ms "
-              f"({split['traces']} traces)", flush=True)
+    if split and load.latencies:
+        # A batch's generation span covers the whole batch: every request in it waits for the longest.
+        other = split["worker_s"] - split["retrieval_s"] - split["generation_s"]
+        waiting = statistics.mean(load.latencies) - split["worker_s"]
+        row["queue_s"] = waiting
+        print(f"{'':<28} mean per request: retrieval {split['retrieval_s'] * 1000:6.1f} ms, generation "
+              f"{split['generation_s'] * 1000:7.1f} ms, other work in the worker {other * 1000:6.1f} ms, waiting "
+              f"in the queue and transport {waiting * 1000:7.1f} ms ({split['traces']} traces)", flush=True)
     for error in sorted(set(load.errors))[:3]:
         print(f"{'':<28} error: {error}")
     return row

@@ -399,3 +399,46 @@ def test_a_batch_decodes_together_like_one_at_a_time_and_one_bad_request_fails_a
     assert together == alone and all(alone)
     assert all(step[3] is None for step in steps[1:])  # the failed request gets nothing more
     assert [step[i]["event"] for step in steps[-1:] for i in range(3)] == ["end"] * 3
+
+
+def test_collect_launches_a_dagster_run_through_graphql(served_home, tmp_path):
+    import dagster as dg
+    from dagster_graphql import DagsterGraphQLClient
+
+    from twin_assets.partitions import authors
+    from twin_resources.settings import PROJECT_ROOT
+    from twin_serving.server.collection import CollectionLauncher
+    from twin_serving.server.process import free_port
+
+    dagster_home = tmp_path / "dagster"
+    dagster_home.mkdir()
+    shutil.copy(PROJECT_ROOT / "dagster.yaml", dagster_home / "dagster.yaml")
+    environment = server_environment(served_home, DAGSTER_HOME=str(dagster_home))
+    with dg.DagsterInstance.from_config(str(dagster_home)) as instance:
+        instance.add_dynamic_partitions(authors.name, [ADA.key])
+    port = free_port()
+    webserver = subprocess.Popen([str(Path(sys.executable).with_name("dagster-webserver")), "-h", "127.0.0.1",
+                                  "-p", str(port), "-w", str(PROJECT_ROOT / "workspace.yaml")],
+                                 env=environment, cwd=PROJECT_ROOT, start_new_session=True,
+                                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:
+            try:
+                if requests.get(f"http://127.0.0.1:{port}/server_info", timeout=2).ok:
+                    break
+            except requests.RequestException:
+                time.sleep(0.5)
+        launch = CollectionLauncher(f"http://127.0.0.1:{port}").start(ADA.key)
+        assert launch.how == "dagster" and launch.url.endswith(f"/runs/{launch.detail}")
+        status = DagsterGraphQLClient("127.0.0.1", port_number=port).get_run_status(launch.detail)
+        assert status in (dg.DagsterRunStatus.QUEUED, dg.DagsterRunStatus.STARTING, dg.DagsterRunStatus.STARTED,
+                          dg.DagsterRunStatus.SUCCESS)
+        with dg.DagsterInstance.from_config(str(dagster_home)) as instance:
+            run = instance.get_run_by_id(launch.detail)
+        assert run.job_name == "collection_job" and run.tags["dagster/partition"] == ADA.key
+    finally:
+        os.killpg(webserver.pid, signal.SIGKILL)
+        webserver.wait()
+    with pytest.raises(RuntimeError, match="cannot reach Dagster"):
+        CollectionLauncher(f"http://127.0.0.1:{free_port()}").start(ADA.key)

@@ -21,6 +21,7 @@ from twin_serving.tracing import SpanRecord, TraceRecord, TraceRecorder
 
 REFRESH_EVERY_S = 1.0
 PASSAGE_CHARS = (1500, 800, 400, 200, 100)  # tried in turn until the prompt fits the model's context
+COALESCE_S = 0.05  # a batch's new text goes out at most this often: a person cannot read faster
 MESSAGE_OVERHEAD_TOKENS = 8  # a chat template's role markers, per message, where it cannot be counted
 
 
@@ -215,8 +216,7 @@ class TwinEngine:
         try:
             if len(answers) > 1 and hasattr(self.backend, "stream_batch"):
                 steps = self.backend.stream_batch([a.messages for a in answers], sampling)
-                for deltas in steps:
-                    yield [(a, self._delta(a, text)) for a, text in zip(answers, deltas) if text]
+                yield from self._coalesced(answers, steps)
             else:
                 for answer in answers:
                     one = Sampling(answer.request.max_tokens, answer.request.temperature)
@@ -228,6 +228,22 @@ class TwinEngine:
             yield [(a, error_event(503, f"generation failed: {error}")) for a in answers]
             return
         yield [(a, self._end(a)) for a in answers]
+
+    def _coalesced(self, answers: list[Answer], steps) -> Iterator[list[tuple[Answer, dict]]]:
+        """A batch's tokens, sent at most every COALESCE_S (a first token at once): each step sent is a
+        message per request between LitServe's processes, which would otherwise cost more than decoding."""
+        pending = [""] * len(answers)
+        sent_at = time.perf_counter()
+        for deltas in steps:
+            first = False
+            for i, text in enumerate(deltas):
+                first |= bool(text) and answers[i].first_token_s is None and not pending[i]
+                pending[i] += text
+            if first or time.perf_counter() - sent_at >= COALESCE_S:
+                yield [(a, self._delta(a, text)) for a, text in zip(answers, pending) if text]
+                pending, sent_at = [""] * len(answers), time.perf_counter()
+        if any(pending):
+            yield [(a, self._delta(a, text)) for a, text in zip(answers, pending) if text]
 
     def _delta(self, answer: Answer, text: str) -> dict:
         if answer.first_token_s is None:
