@@ -32,8 +32,13 @@ class CollectionLauncher:
         return self._launch_locally(author_key)
 
     def _launch_in_dagster(self, author_key: str) -> str:
+        import requests
         from dagster_graphql import DagsterGraphQLClient, DagsterGraphQLClientError
 
+        try:
+            requests.get(f"{self.dagster_url}/server_info", timeout=10).raise_for_status()
+        except requests.RequestException as error:
+            raise RuntimeError(f"cannot reach Dagster at {self.dagster_url}: {error}") from None
         address = urlparse(self.dagster_url)
         client = DagsterGraphQLClient(address.hostname, port_number=address.port, use_https=address.scheme == "https",
                                       path_prefix=address.path, timeout=30)
@@ -41,8 +46,6 @@ class CollectionLauncher:
             return client.submit_job_execution(COLLECTION_JOB, tags={"dagster/partition": author_key})
         except DagsterGraphQLClientError as error:
             raise RuntimeError(f"Dagster at {self.dagster_url} refused the run: {error}") from None
-        except Exception as error:  # unreachable, or not a Dagster webserver
-            raise RuntimeError(f"cannot reach Dagster at {self.dagster_url}: {error}") from None
 
     def _launch_locally(self, author_key: str) -> Launch:
         with self._lock:
