@@ -77,7 +77,7 @@ class TwinEngine:
         self.recorder = recorder
         self.backend = None
         self.retriever: Retriever | None = None
-        self._snapshot = None  # (when the vector store was published, the client over it)
+        self._snapshot = None  # (when the vector store was published, what closes the copy being read)
         self._checked_at = 0.0
         self.refresh(force=True)
 
@@ -92,11 +92,14 @@ class TwinEngine:
         self._refresh_model()
         published = self.store.published_at()
         if self._snapshot is None or published != self._snapshot[0]:
-            snapshot = self.stack.enter_context(self.store.read())
+            opened = ExitStack()
+            snapshot = opened.enter_context(self.store.read())
             retriever = Retriever(self.embedder, ChunkIndex(snapshot), list(self.warehouse.users()), None,
                                   self.reranker, RetrievalSettings(k=self.settings.k))
             retriever.retrieve("warm up")  # loads each collection's index now, not in the first request
-            self.retriever, self._snapshot = retriever, (published, snapshot)
+            previous, self.retriever, self._snapshot = self._snapshot, retriever, (published, opened)
+            if previous is not None:
+                previous[1].close()  # its private copy of the store goes
 
     def _refresh_model(self) -> None:
         wanted = self._promoted_version()
@@ -267,6 +270,8 @@ class TwinEngine:
     def close(self) -> None:
         if self.backend is not None:
             self.backend.close()
+        if self._snapshot is not None:
+            self._snapshot[1].close()
         self.stack.close()
 
 
