@@ -80,13 +80,14 @@ def ask_the_server(question: str) -> bool:
             stream = client.chat.completions.create(model="twin", stream=True,
                                                     messages=[{"role": "user", "content": question}])
             print(f"> {question}\n", flush=True)
-            sources = []
+            sources, model = [], ""
             for chunk in stream:
                 sources = (chunk.model_extra or {}).get("sources") or sources
+                model = chunk.model
                 if chunk.choices and chunk.choices[0].delta.content:
                     print(chunk.choices[0].delta.content, end="", flush=True)
             print("\n\nsources: " + "; ".join(f"[{s['number']}] {s['title']} ({s['link']})" for s in sources))
-            print(f"(model {chunk.model[:12]}; the trace of this request: `twin traces`)")
+            print(f"(model {model[:12]}; the trace of this request: `twin traces`)")
     except (RuntimeError, openai.OpenAIError) as error:
         print(f"the server did not answer: {error}")
         return False

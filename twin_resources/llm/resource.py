@@ -74,6 +74,18 @@ class LLM(dg.ConfigurableResource):
                            "`twin models promote VERSION`")
         return model_path(entry), entry.version
 
+    @property
+    def follows_promotions(self) -> bool:
+        """True when the model is the registry's promoted one (not a fixed version, file or endpoint)."""
+        return self.model == "promoted" and not self.base_url and self.backend != "openai"
+
+    def promoted_version(self) -> str | None:
+        """The version promoted now, when the model follows promotions; None otherwise or before any."""
+        if not self.follows_promotions:
+            return None
+        entry = self._registry().promoted()
+        return entry.version if entry else None
+
     def _registry(self) -> Registry:
         return default_registry(self.home, self.registry_root)
 

@@ -99,22 +99,7 @@ class TransformersBackend:
         inputs = self._encode_chat(messages)
         self._check_context(inputs["input_ids"].shape[1], sampling)
         streamer = TextIteratorStreamer(self.tokenizer, skip_prompt=True, skip_special_tokens=True)
-        failure: list[BaseException] = []
-
-        def generate():
-            try:
-                with torch.inference_mode():
-                    self.network.generate(**self._generation_arguments(inputs, sampling), streamer=streamer)
-            except BaseException as error:  # surfaced to the reader below, never lost in the thread
-                failure.append(error)
-                streamer.end()
-
-        worker = threading.Thread(target=generate, daemon=True)
-        worker.start()
-        yield from streamer
-        worker.join()
-        if failure:
-            raise LLMError(f"generation failed: {failure[0]}") from failure[0]
+        yield from self._generate_into(streamer, inputs, sampling)
 
     def stream_batch(self, conversations: list[list[Message]], sampling: Sampling) -> Iterator[list[str]]:
         """Several conversations decoded together: each step yields every conversation's new text ("" once
@@ -133,14 +118,18 @@ class TransformersBackend:
             self.tokenizer.padding_side = padding_side
         inputs = {k: v.to(self.network.device) for k, v in inputs.items()}
         self._check_context(inputs["input_ids"].shape[1], sampling)
-        streamer = BatchStreamer(self.tokenizer, len(conversations))
+        yield from self._generate_into(BatchStreamer(self.tokenizer, len(conversations)), inputs, sampling)
+
+    def _generate_into(self, streamer, inputs: dict, sampling: Sampling) -> Iterator:
+        """`generate` in a thread, feeding `streamer`, which this yields from; a failure in the thread is
+        raised here, never lost."""
         failure: list[BaseException] = []
 
         def generate():
             try:
                 with torch.inference_mode():
                     self.network.generate(**self._generation_arguments(inputs, sampling), streamer=streamer)
-            except BaseException as error:  # surfaced to the reader below
+            except BaseException as error:
                 failure.append(error)
                 streamer.end()
 

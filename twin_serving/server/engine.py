@@ -102,7 +102,7 @@ class TwinEngine:
                 previous[1].close()  # its private copy of the store goes
 
     def _refresh_model(self) -> None:
-        wanted = self._promoted_version()
+        wanted = self.llm.promoted_version()
         if self.backend is not None and (wanted is None or wanted == self.backend.model):
             return
         llm = self.llm if wanted is None else LLM(**{**_fields(self.llm), "model": wanted})
@@ -110,13 +110,6 @@ class TwinEngine:
         previous, self.backend = self.backend, backend
         if previous is not None:
             previous.close()
-
-    def _promoted_version(self) -> str | None:
-        """The registry's promoted version when the server follows promotions (model "promoted")."""
-        if self.llm.model != "promoted" or self.llm.base_url or self.llm.backend == "openai":
-            return None
-        entry = self.llm._registry().promoted()
-        return entry.version if entry else None
 
     # answering
 

@@ -55,10 +55,7 @@ class Backstage:
 
     def promoted_model(self) -> str | None:
         llm = self.resource("llm")
-        if llm.model != "promoted" or llm.base_url:
-            return llm.model
-        entry = llm._registry().promoted()
-        return entry.version if entry else None
+        return llm.promoted_version() if llm.follows_promotions else llm.model
 
 
 def build_routes(settings: ServeSettings, workers_ready) -> APIRouter:
