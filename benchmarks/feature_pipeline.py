@@ -29,10 +29,13 @@ sys.path.insert(0, str(ROOT))
 
 from twin_assets.features.chunking import Chunker, ChunkingConfig  # noqa: E402
 from twin_assets.features.pipeline import (  # noqa: E402
-    chunk_collection, cut_documents, sync_cleaned_documents, sync_embedded_chunks,
+    chunk_collection,
+    cut_documents,
+    sync_cleaned_documents,
+    sync_embedded_chunks,
 )
 from twin_resources import VectorStore, Warehouse  # noqa: E402
-from twin_resources.documents import Category  # noqa: E402
+from twin_resources.domain.documents import Category  # noqa: E402
 from twin_resources.embedding import Embedder  # noqa: E402
 from twin_resources.transfer import import_warehouse  # noqa: E402
 from twin_resources.vector_store import scroll_all  # noqa: E402
@@ -228,7 +231,7 @@ def main() -> None:
 
 
 def _cleaned_documents(store: VectorStore):
-    from twin_assets.features.documents import CleanedDocument
+    from twin_resources.domain.features import CleanedDocument
 
     with store.read() as client:
         return [CleanedDocument(**r.payload) for r in scroll_all(client, "cleaned_articles")]

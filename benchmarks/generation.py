@@ -131,7 +131,7 @@ def main() -> None:
             results[f"llama.cpp {quantization.upper()}"] = llama_cpp_speed(path, threads)
         if threads > 1:  # memory-bound decoding would not get faster with a second thread
             results["llama.cpp Q4_K_M, 1 thread"] = llama_cpp_speed(files["q4_k_m"], 1)
-    print(f"\n| format | MB read per token | prompt tok/s | decode tok/s | bandwidth limit tok/s | of limit |")
+    print("\n| format | MB read per token | prompt tok/s | decode tok/s | bandwidth limit tok/s | of limit |")
     print("|---|---|---|---|---|---|")
     for name, figures in results.items():
         figures["limit_tps"] = bandwidth / figures["bytes_per_token"]

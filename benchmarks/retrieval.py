@@ -28,11 +28,12 @@ from twin_assets.models.tiny_llama import TinyLlamaSpec  # noqa: E402
 from twin_assets.retrieval.assets import corpus_chunks  # noqa: E402
 from twin_assets.retrieval.reranker_training import RerankerSpec, train_reranker, training_pairs  # noqa: E402
 from twin_resources import LLM, VectorStore, Warehouse  # noqa: E402
+from twin_resources.chunk_index import ChunkIndex  # noqa: E402
 from twin_resources.embedding import Embedder  # noqa: E402
 from twin_resources.model_registry import Registry  # noqa: E402
 from twin_resources.transfer import import_warehouse  # noqa: E402
-from twin_serving.retrieval import ChunkIndex, RetrievalSettings, Retriever  # noqa: E402
 from twin_serving.retrieval.rerank import Reranker  # noqa: E402
+from twin_serving.retrieval.retriever import RetrievalSettings, Retriever  # noqa: E402
 from twin_serving.retrieval.setup import query_embedder  # noqa: E402
 
 QUERIES = Path(__file__).resolve().parent / "queries" / "handbook.json"
@@ -60,7 +61,7 @@ def evaluate(retriever: Retriever, queries: list[dict]) -> dict:
         started = time.perf_counter()
         result = retriever.retrieve(item["query"], k=CANDIDATES)
         latencies.append(time.perf_counter() - started)
-        ranked = list(dict.fromkeys(hit.payload["link"] for hit in result.hits))
+        ranked = list(dict.fromkeys(hit.passage.link for hit in result.hits))
         found = [ranked.index(link) + 1 for link in item["answers"] if link in ranked]
         ranks.append((item["kind"], min(found) if found else None))
 

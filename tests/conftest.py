@@ -7,7 +7,7 @@ import pytest
 
 from tests.fixtures.site import fixture_site
 from twin_resources import HttpClient, Warehouse
-from twin_resources.documents import UserDocument
+from twin_resources.domain.documents import UserDocument
 from twin_resources.embedding import Embedder
 
 SHARED_HANDBOOK = Path(__file__).resolve().parents[1].parent / "shared" / "corpora" / "handbook"

@@ -11,7 +11,7 @@ import pytest
 from tests.conftest import SHARED_HANDBOOK
 from tests.fixtures.site import BOILERPLATE
 from twin_resources import Warehouse
-from twin_resources.documents import Category, LinkStatus
+from twin_resources.domain.documents import Category, LinkStatus
 
 ROOT = Path(__file__).resolve().parents[1]
 PAGES = ["/substack/p/evals", "/medium/@ada/pipelines", "/blog/voice.html", "/linkedin/posts/streaming"]

@@ -1,11 +1,11 @@
 import dagster as dg
 
 from twin_assets.collection.assets import RAW_ASSETS, raw_documents
-from twin_assets.collection.registry import register_links
 from twin_assets.collection.sensors import build_new_links_sensor
 from twin_assets.definitions import build_definitions
 from twin_resources import HttpClient, ProgressReporter
-from twin_resources.documents import Category, LinkStatus
+from twin_resources.domain.documents import Category, LinkStatus
+from twin_resources.links import register_links
 
 GOOD_PAGES = ["/substack/p/evals", "/medium/@ada/pipelines", "/blog/voice.html", "/linkedin/posts/streaming"]
 BAD_PAGES = ["/status/404", "/status/500", "/report.pdf", "/empty", "/drafts/secret", "/slow"]
@@ -33,7 +33,7 @@ def test_crawling_stores_each_category_and_fails_bad_links_without_stopping(ware
                                                                            git_repository):
     http = HttpClient(min_interval_s=0, backoff_s=0.01, timeout_s=0.5, retries=1)
     urls = [site.url(p) for p in GOOD_PAGES + BAD_PAGES] + [str(git_repository)]
-    register_links(warehouse, instance, "Ada Quill", urls)
+    register_links(warehouse, "Ada Quill", urls)
 
     result = crawl(warehouse, http, instance)
 
@@ -49,7 +49,7 @@ def test_crawling_stores_each_category_and_fails_bad_links_without_stopping(ware
 
 
 def test_crawling_again_changes_nothing(warehouse, http, site, instance, git_repository):
-    register_links(warehouse, instance, "Ada Quill", [site.url(p) for p in GOOD_PAGES] + [str(git_repository)])
+    register_links(warehouse, "Ada Quill", [site.url(p) for p in GOOD_PAGES] + [str(git_repository)])
     crawl(warehouse, http, instance)
     before = {c: list(warehouse.records(c.value)) for c in Category}
 
@@ -62,7 +62,7 @@ def test_crawling_again_changes_nothing(warehouse, http, site, instance, git_rep
 
 
 def test_only_new_and_failed_links_are_crawled_unless_asked(warehouse, http, site, instance):
-    register_links(warehouse, instance, "Ada Quill", [site.url("/blog/voice.html"), site.url("/flaky")])
+    register_links(warehouse, "Ada Quill", [site.url("/blog/voice.html"), site.url("/flaky")])
     http_without_retries = HttpClient(min_interval_s=0, retries=0)
     crawl(warehouse, http_without_retries, instance)
     assert {link.status for link in warehouse.links()} == {LinkStatus.CRAWLED, LinkStatus.FAILED}
@@ -74,9 +74,9 @@ def test_only_new_and_failed_links_are_crawled_unless_asked(warehouse, http, sit
 
 
 def test_empty_documents_fail_the_content_check(warehouse, http, site, instance, author):
-    from twin_resources.documents import ArticleContent, ArticleDocument
+    from twin_resources.domain.documents import ArticleContent, ArticleDocument
 
-    register_links(warehouse, instance, "Ada Quill", [site.url("/blog/voice.html")])
+    register_links(warehouse, "Ada Quill", [site.url("/blog/voice.html")])
     warehouse.upsert_document(ArticleDocument.create(link="https://x.dev/blank", author=author, platform="blog",
                                                      content=ArticleContent(title="Blank", body="  ")))
     result = crawl(warehouse, http, instance)
@@ -92,7 +92,7 @@ def test_an_unknown_author_fails_the_run_with_the_reason(warehouse, http, instan
 
 
 def test_the_sensor_requests_a_crawl_for_authors_with_new_links(warehouse, instance, site):
-    register_links(warehouse, None, "Ada Quill", [site.url("/blog/voice.html")])
+    register_links(warehouse, "Ada Quill", [site.url("/blog/voice.html")])
     sensor = build_new_links_sensor(dg.define_asset_job("collection_job", selection=[raw_documents]))
 
     def evaluate(cursor=None):
@@ -104,7 +104,7 @@ def test_the_sensor_requests_a_crawl_for_authors_with_new_links(warehouse, insta
     assert first.dynamic_partitions_requests[0].partition_keys == ["ada-quill"]
     assert not evaluate(first.cursor).run_requests
 
-    register_links(warehouse, None, "Bo Li", [site.url("/substack/p/evals")])
+    register_links(warehouse, "Bo Li", [site.url("/substack/p/evals")])
     assert [r.partition_key for r in evaluate(first.cursor).run_requests] == ["bo-li"]
 
 

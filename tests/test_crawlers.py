@@ -5,11 +5,12 @@ import zipfile
 import pytest
 
 from tests.fixtures.site import BOILERPLATE
-from twin_assets.collection.crawlers import CrawlError, CrawlerDispatcher, LinkKind, classify_link
+from twin_assets.collection.crawlers import CrawlerDispatcher, CrawlError
 from twin_assets.collection.crawlers.git import GitCrawler
 from twin_assets.collection.crawlers.linkedin_export import LinkedInExportCrawler
 from twin_assets.collection.crawlers.web import WebCrawler, sniff_platform
-from twin_resources.documents import Category, UserDocument
+from twin_resources.domain.documents import Category, UserDocument
+from twin_resources.links import LinkKind, classify_link
 
 AUTHOR = UserDocument.from_full_name("Ada Quill")
 

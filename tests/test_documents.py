@@ -1,4 +1,4 @@
-from twin_resources.documents import (
+from twin_resources.domain.documents import (
     ArticleContent,
     ArticleDocument,
     LinkRecord,

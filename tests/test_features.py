@@ -13,8 +13,14 @@ from twin_assets.features.cleaning import clean_code, clean_prose
 from twin_assets.features.pipeline import chunk_collection, sync_cleaned_documents, sync_embedded_chunks
 from twin_assets.features.search import search_chunks
 from twin_resources import ModelRegistry, ProgressReporter, VectorStore
-from twin_resources.documents import (
-    ArticleContent, ArticleDocument, Category, PostContent, PostDocument, RepositoryContent, RepositoryDocument,
+from twin_resources.domain.documents import (
+    ArticleContent,
+    ArticleDocument,
+    Category,
+    PostContent,
+    PostDocument,
+    RepositoryContent,
+    RepositoryDocument,
     RepositoryFile,
 )
 from twin_resources.embedding import Embedder

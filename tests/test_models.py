@@ -16,13 +16,14 @@ import pytest
 import requests
 
 from twin_assets.features.assets import cleaned_documents
-from twin_assets.models.assets import GGUF_CHECK, base_model, exl2_model, gguf_model
+from twin_assets.models.assets import GGUF_CHECK, base_model, exl2_model, gguf_model, served_model
 from twin_assets.models.base_models import build_tiny_base
 from twin_assets.models.exports import GgufConfig, export_gguf
 from twin_assets.models.llama_cpp_converter import ExportError
 from twin_assets.models.tiny_llama import TinyLlamaSpec
 from twin_resources import LLM, ModelRegistry, ProgressReporter, VectorStore
 from twin_resources.llm import LLMError, StructuredOutputError
+from twin_resources.model_io import ModelVersionIOManager
 from twin_resources.model_registry import Registry, RegistryError
 
 CORPUS = Path(__file__).resolve().parent.parent / "twin_assets" / "demo" / "corpus"
@@ -263,9 +264,10 @@ def test_missing_or_corrupt_models_are_named_in_the_error(tmp_path, registry):
 # The assets
 
 
-def test_the_model_assets_build_register_check_and_skip_exl2_without_cuda(warehouse, author, instance, tmp_path,
+def test_the_model_assets_build_register_check_promote_and_exl2_fails_without_cuda(warehouse, author, instance, tmp_path,
                                                                         twin_home):
-    from tests.test_features import CORPUS as ARTICLES, article, read_article
+    from tests.test_features import CORPUS as ARTICLES
+    from tests.test_features import article, read_article
 
     for path in sorted(ARTICLES.glob("*.md")):
         warehouse.upsert_document(article(author, path.stem, *read_article(path)))
@@ -274,9 +276,10 @@ def test_the_model_assets_build_register_check_and_skip_exl2_without_cuda(wareho
     assert dg.materialize([cleaned_documents], partition_key=author.key, instance=instance,
                           resources={"warehouse": warehouse, "vector_store": store}).success
 
+    resources = {"vector_store": store, "model_registry": models, "progress": ProgressReporter(),
+                 "model_io": ModelVersionIOManager(model_registry=models)}
     result = dg.materialize(
-        [base_model, gguf_model, exl2_model], instance=instance,
-        resources={"vector_store": store, "model_registry": models, "progress": ProgressReporter()},
+        [base_model, served_model, gguf_model], instance=instance, resources=resources,
         run_config={"ops": {"base_model": {"config": {**TINY, "model": ""}},
                             "gguf_model": {"config": {"quantizations": ["f16", "q8_0"]}}}})
 
@@ -284,12 +287,18 @@ def test_the_model_assets_build_register_check_and_skip_exl2_without_cuda(wareho
     metadata = {e.asset_key.path[-1]: {k: v.value for k, v in e.step_materialization_data.materialization.metadata.items()}
                 for e in result.get_asset_materialization_events()}
     assert "data:image/png;base64," in metadata["base_model"]["loss_curve"]
-    assert metadata["exl2_model"]["skipped"] and "CUDA" in metadata["exl2_model"]["reason"]
+    assert metadata["gguf_model"]["source"] == metadata["base_model"]["version"]  # its input, not a lookup
     [check] = [e.event_specific_data for e in result.all_events if e.event_type_value == "ASSET_CHECK_EVALUATION"]
     assert check.check_name == GGUF_CHECK and check.passed
     registry = models.registry
     assert registry.promoted().version == metadata["base_model"]["version"]  # the first model is promoted
+    assert metadata["served_model"]["promoted_now"] and metadata["served_model"]["from_scratch"]
     assert {e.kind for e in registry.versions()} == {"base", "gguf"}
+
+    exl2 = dg.materialize([base_model, exl2_model], selection=[exl2_model], instance=instance,
+                          resources=resources, raise_on_error=False)
+    failure = next(e for e in exl2.all_events if e.is_step_failure)
+    assert not exl2.success and "CUDA" in failure.step_failure_data.error.message
 
     listing = subprocess.run([sys.executable, "-m", "twin_assets.cli", "models", "list"], capture_output=True,
                              text=True, env={**os.environ, "TWIN_HOME": str(twin_home)}, check=True).stdout

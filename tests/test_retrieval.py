@@ -15,9 +15,10 @@ from twin_assets.features.chunking import Chunker, ChunkingConfig
 from twin_assets.features.pipeline import sync_cleaned_documents, sync_embedded_chunks
 from twin_assets.retrieval.assets import reranker_model
 from twin_resources import LLM, ModelRegistry, VectorStore
-from twin_resources.documents import Category, UserDocument
-from twin_serving.retrieval import ChunkIndex, RetrievalSettings, Retriever
+from twin_resources.chunk_index import ChunkIndex
+from twin_resources.domain.documents import Category, UserDocument
 from twin_serving.retrieval.rerank import Reranker
+from twin_serving.retrieval.retriever import RetrievalSettings, Retriever
 from twin_serving.retrieval.self_query import match_author, match_category
 
 BO = UserDocument.from_full_name("Bo Li")
@@ -80,13 +81,13 @@ def test_self_query_finds_names_and_categories():
 def test_a_request_naming_an_author_gets_only_their_passages_with_sources(client, embedder, warehouse, author):
     result = retriever(client, embedder, warehouse).retrieve("write an article about tomatoes in Ada Quill's voice")
     assert result.author == author and result.category is Category.ARTICLES
-    assert result.hits and all(h.payload["author_id"] == author.id for h in result.hits)
+    assert result.hits and all(h.passage.author_id == author.id for h in result.hits)
     assert [s.number for s in result.sources] == list(range(1, len(result.hits) + 1))
     assert "[1]" in result.messages[0]["content"] and "Ada Quill" in result.messages[0]["content"]
     assert [s.name for s in result.spans] == ["self_query", "expansion", "search", "rerank", "prompt"]
 
     anyone = retriever(client, embedder, warehouse).retrieve("how do I grow tomatoes on a balcony?")
-    assert anyone.author is None and anyone.hits[0].payload["author_id"] == BO.id
+    assert anyone.author is None and anyone.hits[0].passage.author_id == BO.id
 
 
 def test_bad_requests_get_a_reason_not_a_trace(client, embedder, warehouse, author):
@@ -115,12 +116,13 @@ def test_the_reranker_asset_fine_tunes_a_cross_encoder_that_reranks(store, clien
                             resources={"vector_store": store, "embedder": embedder, "model_registry": models},
                             run_config={"ops": {"reranker_model": {"config": {"max_pairs": 24, "batch_size": 8}}}})
     assert result.success
-    entry = models.registry.latest("reranker")
+    version = result.asset_materializations_for_node("reranker_model")[0].metadata["version"].value
+    entry = models.registry.get(version)
     assert entry is not None and entry.metadata["pairs"] > 24
 
     twin = retriever(client, embedder, warehouse, reranker=Reranker(entry.path))
     reranked = twin.retrieve("how do I grow tomatoes on a balcony?", k=3)
-    assert len(reranked.hits) == 3 and reranked.hits[0].payload["author_id"] == BO.id
+    assert len(reranked.hits) == 3 and reranked.hits[0].passage.author_id == BO.id
     assert next(s for s in reranked.spans if s.name == "rerank").detail["model"] == str(entry.path)
 
 

@@ -26,7 +26,7 @@ from twin_assets.features.pipeline import sync_cleaned_documents, sync_embedded_
 from twin_assets.models.base_models import build_tiny_base
 from twin_assets.models.tiny_llama import TinyLlamaSpec
 from twin_resources import VectorStore, Warehouse
-from twin_resources.documents import UserDocument
+from twin_resources.domain.documents import UserDocument
 from twin_resources.model_registry import default_registry
 from twin_serving.server.process import ServerProcess
 
@@ -261,7 +261,7 @@ class OpikReceiver(ThreadingHTTPServer):
                 handler._answer(204 if "batch" in handler.path else 200, b"" if "batch" in handler.path else b"{}")
 
             def do_PATCH(handler):
-                do_POST(handler)
+                handler.do_POST()
 
             do_PUT = do_POST
 
@@ -375,8 +375,8 @@ def test_the_web_page_adds_a_link_collects_it_and_chats_with_sources(server, bro
 
 def test_a_batch_decodes_together_like_one_at_a_time_and_one_bad_request_fails_alone(served_home, monkeypatch):
     from twin_resources import resources_from_env
+    from twin_resources.settings import ServeSettings
     from twin_serving.server.engine import ChatRequest, TwinEngine
-    from twin_serving.server.settings import ServeSettings
 
     monkeypatch.setenv("TWIN_HOME", str(served_home))
     engine = TwinEngine(resources_from_env(), ServeSettings())
@@ -406,8 +406,8 @@ def test_collect_launches_a_dagster_run_through_graphql(served_home, tmp_path):
     from dagster_graphql import DagsterGraphQLClient
 
     from twin_assets.partitions import authors
+    from twin_resources.launcher import CollectionLauncher
     from twin_resources.settings import PROJECT_ROOT
-    from twin_serving.server.collection import CollectionLauncher
     from twin_serving.server.process import free_port
 
     dagster_home = tmp_path / "dagster"

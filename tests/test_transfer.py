@@ -4,7 +4,7 @@ import pytest
 
 from tests.conftest import SHARED_HANDBOOK
 from twin_resources import Warehouse
-from twin_resources.documents import ArticleContent, ArticleDocument, Category, LinkRecord
+from twin_resources.domain.documents import ArticleContent, ArticleDocument, Category, LinkRecord
 from twin_resources.transfer import TransferError, export_warehouse, import_warehouse
 
 

@@ -3,7 +3,7 @@ import multiprocessing
 import pytest
 
 from twin_resources import Warehouse
-from twin_resources.documents import (
+from twin_resources.domain.documents import (
     Category,
     LinkRecord,
     LinkStatus,

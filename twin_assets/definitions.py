@@ -1,23 +1,42 @@
-"""The one Definitions root: every stage's assets, jobs and sensors, with resources from the environment."""
+"""The one Definitions root: every stage's assets, jobs and sensors, with resources from the settings.
+
+Jobs by scope: `collection_job` and `features_job` run per author (sensors and automation start them as
+links and documents arrive); `models_job` builds what all authors share (the base model, its exports, the
+default promotion), so adding an author never retrains it; `main_job` is the whole graph for one author,
+from links to a served twin, as `make demo` runs it. The reranker has a job of its own, and GPU-only assets
+join the jobs only where a GPU is present (TWIN_GPU).
+"""
 
 import dagster as dg
 
 from twin_assets import collection, features, models, retrieval
-from twin_resources import resources_from_env
+from twin_resources.configured import resources_from_env
+from twin_resources.settings import load_settings
 
-# Everything built so far, end to end, for one author: the README's first command runs this.
-main_job = dg.define_asset_job("main_job", selection=dg.AssetSelection.all(),
-                               description="The whole graph for one author, from links onwards.")
+GPU_ASSETS = dg.AssetSelection.tag("compute", models.GPU_ONLY["compute"])
+RERANKER = dg.AssetSelection.assets(retrieval.reranker_model)
 
 
-def build_definitions(resources: dict | None = None) -> dg.Definitions:
-    """The graph with `resources` (default: configured from the environment)."""
+def build_definitions(resources: dict | None = None, gpu: bool | None = None) -> dg.Definitions:
+    """The graph with `resources` (default: configured from the settings)."""
+    gpu = load_settings().gpu_assets if gpu is None else gpu
+    unavailable = dg.AssetSelection.all() - GPU_ASSETS if not gpu else dg.AssetSelection.all()
+    model_wide = dg.AssetSelection.groups("models") & unavailable
+    jobs = [
+        dg.define_asset_job("main_job", selection=unavailable - RERANKER,
+                            description="The whole graph for one author, from links to a served twin."),
+        dg.define_asset_job("models_job", selection=model_wide,
+                            description="What every author shares: the base model, its exports, the default "
+                                        "promotion."),
+        dg.define_asset_job("reranker_job", selection=RERANKER,
+                            description="Fine-tune the cross-encoder reranker on every author's chunks."),
+    ]
     return dg.Definitions.merge(
         collection.defs,
         features.defs,
         models.defs,
         retrieval.defs,
-        dg.Definitions(jobs=[main_job], resources=resources if resources is not None else resources_from_env()),
+        dg.Definitions(jobs=jobs, resources=resources if resources is not None else resources_from_env()),
     )
 
 

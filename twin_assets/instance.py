@@ -6,16 +6,17 @@ from pathlib import Path
 
 import dagster as dg
 
-from twin_resources.settings import PROJECT_ROOT, twin_home
+from twin_resources.settings import PROJECT_ROOT, load_settings
 
 _FALLBACK_CONFIG = "telemetry:\n  enabled: false\n"
 
 
 def dagster_home() -> Path:
     """`DAGSTER_HOME`, else `$TWIN_HOME/dagster` seeded with the project's dagster.yaml."""
-    if os.environ.get("DAGSTER_HOME"):
-        return Path(os.environ["DAGSTER_HOME"])
-    home = twin_home() / "dagster"
+    settings = load_settings()
+    if settings.dagster_home:
+        return Path(settings.dagster_home)
+    home = settings.twin_home / "dagster"
     home.mkdir(parents=True, exist_ok=True)
     config = home / "dagster.yaml"
     if not config.exists():

@@ -8,9 +8,8 @@ from twin_assets.definitions import build_definitions
 from twin_assets.instance import local_instance
 from twin_assets.partitions import authors
 from twin_resources import resources_from_env
-from twin_resources.documents import UserDocument
+from twin_resources.domain.documents import UserDocument
 from twin_resources.progress import TqdmProgress
-
 
 # The progress bar tells the story in a terminal; warnings (a failed link) and errors still print.
 QUIET_CONSOLE = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}

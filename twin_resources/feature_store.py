@@ -4,7 +4,7 @@ from collections.abc import Callable
 
 from qdrant_client import QdrantClient, models
 
-from twin_resources.documents import Category
+from twin_resources.domain.documents import Category
 from twin_resources.vector_store import scroll_all
 
 

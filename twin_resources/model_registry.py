@@ -1,10 +1,12 @@
 """The model registry: every model artifact as an immutable version (a content hash of its files) with its
-lineage, and one promoted version for serving.
+lineage, and a promoted version per channel (each author, and `default`) for serving.
 
 Layout under `root` (TWIN_HOME/models/registry by default):
     versions/<version>/files/...      the artifact (a model directory or one GGUF file)
     versions/<version>/manifest.json  written last: a version without one is incomplete and never listed
-    promotions.json                   the promotion history, newest last (written atomically)
+    promotions/<channel>.json         each channel's promotion history, newest last (written atomically):
+                                      `default`, and an author's key for a twin of their own
+    assets/<asset>/<partition>.json   the version a model asset last produced, for its downstream assets
     .staging/                         artifacts being built; a crash leaves them here, never in versions/
 """
 
@@ -21,50 +23,13 @@ from pathlib import Path
 
 import dagster as dg
 from filelock import FileLock
-from pydantic import BaseModel, Field, PrivateAttr
+from pydantic import PrivateAttr
 
+from twin_resources.domain.models import DEFAULT_CHANNEL, ModelVersion, Promotion, RegistryError
 from twin_resources.settings import twin_home
 
 MANIFEST = "manifest.json"
-
-
-class RegistryError(RuntimeError):
-    """A registry operation that cannot be done: an unknown or incomplete version, nothing to roll back to."""
-
-
-class ModelVersion(BaseModel):
-    version: str
-    name: str
-    kind: str  # base, sft_adapter, dpo_adapter, merged, gguf, exl2
-    format: str  # transformers, peft, gguf, exl2
-    created_at: datetime
-    parents: list[str] = Field(default_factory=list)  # versions this one was made from
-    dataset: str | None = None  # the dataset version it was trained on
-    recipe: str = ""  # hash of everything that produced it, so a re-run can reuse it
-    also_made_by: list[str] = Field(default_factory=list)  # later recipes that produced the same files
-    files: dict[str, int] = Field(default_factory=dict)  # relative path -> bytes
-    metadata: dict = Field(default_factory=dict)
-    path: Path = Path()  # where its files are (set when read)
-
-    @property
-    def short(self) -> str:
-        return self.version[:12]
-
-    def file(self, suffix: str = "") -> Path:
-        """The first file ending in `suffix` (a GGUF file); the directory itself when `suffix` is empty."""
-        if not suffix:
-            return self.path
-        for name in sorted(self.files):
-            if name.endswith(suffix):
-                return self.path / name
-        raise RegistryError(f"model {self.short} has no *{suffix} file")
-
-
-class Promotion(BaseModel):
-    version: str
-    at: datetime
-    reason: str
-    previous: str | None = None
+LEGACY_PROMOTIONS = "promotions.json"
 
 
 def recipe_hash(*parts: str) -> str:
@@ -193,41 +158,78 @@ class Registry:
                  if recipe in (e.recipe, *e.also_made_by) and (kind is None or e.kind == kind)]
         return found[-1] if found else None
 
-    def latest(self, kind: str) -> ModelVersion | None:
-        found = [e for e in self.versions() if e.kind == kind]
-        return found[-1] if found else None
+    # promotion: one history per channel, an author's key or "default"
 
-    # promotion
+    def _history_file(self, channel: str) -> Path:
+        if not re.fullmatch(r"[a-z0-9][a-z0-9-]*", channel):
+            raise RegistryError(f"not a promotion channel: {channel!r} (an author's key, or {DEFAULT_CHANNEL!r})")
+        return self.root / "promotions" / f"{channel}.json"
 
-    @property
-    def _promotions_file(self) -> Path:
-        return self.root / "promotions.json"
+    def channels(self) -> list[str]:
+        """Every channel with a promotion: `default` first, then authors' keys."""
+        found = {p.stem for p in (self.root / "promotions").glob("*.json")}
+        if (self.root / LEGACY_PROMOTIONS).is_file():
+            found.add(DEFAULT_CHANNEL)
+        return sorted(found, key=lambda c: (c != DEFAULT_CHANNEL, c))
 
-    def promotions(self) -> list[Promotion]:
-        if not self._promotions_file.is_file():
+    def promotions(self, channel: str = DEFAULT_CHANNEL) -> list[Promotion]:
+        """The channel's promotion history, oldest first."""
+        path = self._history_file(channel)
+        if not path.is_file() and channel == DEFAULT_CHANNEL:
+            path = self.root / LEGACY_PROMOTIONS  # one channel only, before authors had their own
+        if not path.is_file():
             return []
-        return [Promotion.model_validate(p) for p in json.loads(self._promotions_file.read_text())]
+        return [Promotion.model_validate({**p, "channel": channel}) for p in json.loads(path.read_text())]
 
-    def promoted(self) -> ModelVersion | None:
-        history = self.promotions()
+    def promoted(self, channel: str = DEFAULT_CHANNEL) -> ModelVersion | None:
+        history = self.promotions(channel)
         return self.get(history[-1].version) if history else None
 
-    def promote(self, version: str, reason: str) -> Promotion:
-        """Make `version` the one served; only a complete version can be promoted."""
+    def promoted_versions(self) -> dict[str, str]:
+        """The version promoted in each channel."""
+        return {channel: history[-1].version for channel in self.channels() if (history := self.promotions(channel))}
+
+    def serving_version(self, channel: str | None) -> str | None:
+        """What a request about `channel`'s author is answered with: their own promotion, else `default`."""
+        promoted = self.promoted_versions()
+        return promoted.get(channel or DEFAULT_CHANNEL) or promoted.get(DEFAULT_CHANNEL)
+
+    def promote(self, version: str, reason: str, channel: str = DEFAULT_CHANNEL) -> Promotion:
+        """Make `version` the one served in `channel`; only a complete version can be promoted."""
         entry = self.get(version)  # raises for unknown, incomplete or corrupt versions
+        path = self._history_file(channel)
         with self._lock:
-            history = self.promotions()
-            promotion = Promotion(version=entry.version, at=datetime.now(UTC), reason=reason,
+            history = self.promotions(channel)
+            promotion = Promotion(version=entry.version, at=datetime.now(UTC), reason=reason, channel=channel,
                                   previous=history[-1].version if history else None)
-            _write_json_atomically(self._promotions_file, [p.model_dump(mode="json") for p in history + [promotion]])
+            path.parent.mkdir(exist_ok=True)
+            _write_json_atomically(path, [p.model_dump(mode="json", exclude={"channel"})
+                                          for p in history + [promotion]])
         return promotion
 
-    def rollback(self, reason: str = "rollback") -> Promotion:
-        """Promote again the version that was promoted before the current one."""
-        history = self.promotions()
+    def rollback(self, reason: str = "rollback", channel: str = DEFAULT_CHANNEL) -> Promotion:
+        """Promote again the version that was promoted in `channel` before the current one."""
+        history = self.promotions(channel)
         if not history or history[-1].previous is None:
-            raise RegistryError("nothing to roll back to: fewer than two promotions recorded")
-        return self.promote(history[-1].previous, reason)
+            raise RegistryError(f"nothing to roll back to in {channel!r}: fewer than two promotions recorded")
+        return self.promote(history[-1].previous, reason, channel)
+
+    # which version each model asset last produced: what its downstream assets receive
+
+    def _pointer(self, asset: str, partition: str | None) -> Path:
+        return self.root / "assets" / asset / f"{partition or '__all__'}.json"
+
+    def record_output(self, asset: str, partition: str | None, version: str) -> None:
+        path = self._pointer(asset, partition)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        _write_json_atomically(path, {"version": version})
+
+    def output_of(self, asset: str, partition: str | None) -> ModelVersion:
+        path = self._pointer(asset, partition)
+        if not path.is_file():
+            raise RegistryError(f"{asset} has not been materialized{f' for {partition}' if partition else ''} "
+                                "in this registry yet")
+        return self.get(json.loads(path.read_text())["version"])
 
 
 def default_registry(home: str = "", root: str = "") -> Registry:

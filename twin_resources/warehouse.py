@@ -15,7 +15,7 @@ import pymongo.errors
 from montydb.storage import StorageDuplicateKeyError
 from pydantic import PrivateAttr
 
-from twin_resources.documents import (
+from twin_resources.domain.documents import (
     DOCUMENT_TYPES,
     Category,
     LinkRecord,

@@ -6,12 +6,13 @@ written from a background thread, so a slow trace store never slows an answer.
 """
 
 import datetime
-import os
 import queue
 import threading
 import time
 import uuid
 from dataclasses import asdict, dataclass, field
+
+from twin_resources.settings import load_settings
 
 TRACES = "traces"
 
@@ -90,9 +91,7 @@ def _datetime(seconds: float) -> datetime.datetime:
 
 
 def opik_configured() -> bool:
-    if os.environ.get("OPIK_TRACK_DISABLE", "").lower() in ("1", "true", "yes"):
-        return False
-    return bool(os.environ.get("OPIK_URL_OVERRIDE") or os.environ.get("OPIK_API_KEY"))
+    return load_settings().opik_configured
 
 
 class TraceRecorder:

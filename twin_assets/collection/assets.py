@@ -11,7 +11,7 @@ from twin_assets.collection.crawlers import CrawlerDispatcher
 from twin_assets.metadata import markdown_table
 from twin_assets.partitions import authors
 from twin_resources import HttpClient, ProgressReporter, Warehouse
-from twin_resources.documents import Category
+from twin_resources.domain.documents import Category
 from twin_resources.warehouse import WarehouseError
 
 RAW_ASSETS = {category: dg.AssetKey(f"raw_{category.value}") for category in Category}

@@ -3,7 +3,7 @@
 from collections import Counter
 from dataclasses import dataclass, field
 
-from twin_resources.documents import Category, UserDocument
+from twin_resources.domain.documents import Category, UserDocument
 from twin_resources.warehouse import Warehouse
 
 CHECK_NAMES = ("content_not_empty", "links_unique", "authors_exist")

@@ -6,8 +6,9 @@ from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from twin_assets.collection.crawlers import CrawlError, CrawlerDispatcher, LinkKind, classify_link
-from twin_resources.documents import Category, LinkRecord, LinkStatus, RawDocument, UserDocument
+from twin_assets.collection.crawlers import CrawlerDispatcher, CrawlError
+from twin_resources.domain.documents import Category, LinkRecord, LinkStatus, RawDocument, UserDocument
+from twin_resources.links import LinkKind, classify_link
 from twin_resources.warehouse import UpsertOutcome, Warehouse
 
 log = logging.getLogger(__name__)

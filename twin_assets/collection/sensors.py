@@ -4,7 +4,7 @@ import dagster as dg
 
 from twin_assets.partitions import authors
 from twin_resources import Warehouse
-from twin_resources.documents import LinkStatus
+from twin_resources.domain.documents import LinkStatus
 
 
 def build_new_links_sensor(job) -> dg.SensorDefinition:

@@ -7,11 +7,11 @@ import subprocess
 import zipfile
 from pathlib import Path
 
-from twin_assets.collection.registry import register_links
 from twin_assets.demo.site import CORPUS, LocalSite, demo_pages
-from twin_assets.instance import local_instance
 from twin_assets.runs import run_job_for_authors
-from twin_resources import twin_home, warehouse_from_env
+from twin_resources.configured import warehouse_from_env
+from twin_resources.links import register_links
+from twin_resources.settings import twin_home
 
 DEMO_AUTHOR = "Mara Lindqvist"
 _FIXED_COMMIT_ENV = {"GIT_AUTHOR_NAME": DEMO_AUTHOR, "GIT_AUTHOR_EMAIL": "mara@example.org",
@@ -53,7 +53,7 @@ def run_demo(port: int) -> bool:
     with site:
         urls = [site.url(path) for path in sorted(site.server.pages)] + [str(repository), str(export)]
         with warehouse_from_env() as warehouse:
-            registration = register_links(warehouse, local_instance(), DEMO_AUTHOR, urls)
+            registration = register_links(warehouse, DEMO_AUTHOR, urls)
             print(f"demo author {DEMO_AUTHOR}: {len(urls)} links ({len(registration.added)} new), "
                   f"site at {site.base_url}, warehouse: {warehouse.location}")
         succeeded = run_job_for_authors("main_job", [registration.author],

@@ -10,7 +10,7 @@ from twin_assets.features.pipeline import StepReport, sync_cleaned_documents, sy
 from twin_assets.metadata import markdown_table
 from twin_assets.partitions import authors
 from twin_resources import ProgressReporter, Warehouse
-from twin_resources.documents import Category, UserDocument
+from twin_resources.domain.documents import Category, UserDocument
 from twin_resources.embedding import Embedder
 from twin_resources.vector_store import VectorStore
 from twin_resources.warehouse import WarehouseError

@@ -4,7 +4,7 @@ from qdrant_client import QdrantClient
 
 from twin_assets.collection.checks import CheckOutcome
 from twin_assets.features.pipeline import StepReport, chunk_collection, cleaned_collection
-from twin_resources.documents import Category, UserDocument
+from twin_resources.domain.documents import Category, UserDocument
 from twin_resources.embedding import Embedder
 from twin_resources.vector_store import field_filter, scroll_all
 

@@ -15,7 +15,7 @@ import dagster as dg
 from pydantic import Field
 from tokenizers import Tokenizer
 
-from twin_resources.documents import Category
+from twin_resources.domain.documents import Category
 
 SENTENCE_END = re.compile(r"(?<=[.!?…])[\"')\]]*(?= )|\n")
 PARAGRAPH_BREAK = re.compile(r"\n\s*\n")

@@ -3,24 +3,27 @@ embedded chunks. Work grows with what changed: unchanged raw documents are not c
 unchanged chunks are neither cut nor embedded again."""
 
 import time
-from contextlib import contextmanager
 from collections import Counter, defaultdict
 from collections.abc import Callable
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 import numpy as np
 from qdrant_client import QdrantClient, models
 
 from twin_assets.features.chunking import Chunker
-from twin_assets.features.documents import (
-    CLEANER_VERSION, Chunk, CleanedDocument, chunk_id, clean_document, text_hash,
-)
-from twin_resources.documents import Category, UserDocument
+from twin_assets.features.cleaned import CLEANER_VERSION, clean_document
+from twin_resources.domain.documents import Category, UserDocument
+from twin_resources.domain.features import Chunk, CleanedDocument, chunk_id, text_hash
 from twin_resources.embedding import Embedder
 from twin_resources.feature_store import chunk_collection, cleaned_collection
 from twin_resources.progress import ProgressReporter
 from twin_resources.vector_store import (
-    delete_points, ensure_collection, field_filter, scroll_all, upsert_in_batches,
+    delete_points,
+    ensure_collection,
+    field_filter,
+    scroll_all,
+    upsert_in_batches,
 )
 from twin_resources.warehouse import Warehouse
 

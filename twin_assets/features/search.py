@@ -2,9 +2,9 @@
 
 from qdrant_client import QdrantClient
 
-from twin_resources.documents import Category
+from twin_resources.chunk_index import ChunkIndex
+from twin_resources.domain.documents import Category
 from twin_resources.embedding import Embedder
-from twin_serving.retrieval.index import ChunkIndex
 
 
 def search_chunks(client: QdrantClient, embedder: Embedder, query: str, k: int = 5, author_id: str | None = None,

@@ -1,27 +1,28 @@
-"""The model layer's assets: the base model and its GGUF and EXL2 exports, each a registry version."""
-
-import os
+"""The model layer's assets: the base model, its GGUF and EXL2 exports (each a registry version) and the
+default channel's promotion. Model versions flow from asset to asset through the `model_io` IO manager."""
 
 import dagster as dg
 from pydantic import Field
 
 from twin_assets.features.assets import cleaned_documents
 from twin_assets.metadata import markdown_table
-from twin_assets.models.base_models import (BaseModelOutcome, build_tiny_base, cleaned_texts,
-                                           register_configured_base)
+from twin_assets.models.base_models import BaseModelOutcome, build_tiny_base, cleaned_texts, register_configured_base
 from twin_assets.models.exports import Exl2Config, GgufConfig, export_exl2, export_gguf
 from twin_assets.models.tiny_llama import TinyLlamaSpec
 from twin_assets.plots import line_plot_markdown
-from twin_resources import ProgressReporter
-from twin_resources.model_registry import ModelRegistry, ModelVersion, Registry
+from twin_resources.domain.models import DEFAULT_CHANNEL, ModelVersion
+from twin_resources.model_registry import ModelRegistry, Registry
+from twin_resources.progress import ProgressReporter
+from twin_resources.settings import load_settings
 from twin_resources.vector_store import VectorStore
 
 MODELS = dict(group_name="models", tags={"stage": "training"})
+GPU_ONLY = {"compute": "gpu"}  # left out of the jobs where no GPU is present
 
 
 class BaseModelConfig(TinyLlamaSpec):
-    model: str = Field(default=os.environ.get("TWIN_BASE_MODEL", ""),
-                       description="A hub id or local model directory; empty trains a tiny Llama from scratch.")
+    model: str = Field(default="", description="A hub id or local model directory; empty: TWIN_BASE_MODEL, and "
+                                               "when that is unset too, a tiny Llama trained from scratch.")
 
 
 def version_metadata(entry: ModelVersion) -> dict:
@@ -46,15 +47,16 @@ def _train_with_progress(context: dg.AssetExecutionContext, registry: Registry, 
         progress.finish()
 
 
-@dg.asset(deps=[cleaned_documents], kinds={"pytorch"}, **MODELS)
+@dg.asset(deps=[cleaned_documents], kinds={"pytorch"}, io_manager_key="model_io", **MODELS)
 def base_model(context: dg.AssetExecutionContext, config: BaseModelConfig, vector_store: VectorStore,
-               model_registry: ModelRegistry, progress: dg.ResourceParam[ProgressReporter]) -> dg.MaterializeResult:
+               model_registry: ModelRegistry, progress: dg.ResourceParam[ProgressReporter]) -> dg.Output[ModelVersion]:
     """The model everything is fine-tuned from: `TWIN_BASE_MODEL` (hub id or directory), else a small Llama
     trained here on every author's cleaned documents, with its own byte-level BPE tokenizer."""
     registry = model_registry.registry
+    configured = config.model or load_settings().base_model
     try:
-        if config.model:
-            outcome = register_configured_base(registry, config.model)
+        if configured:
+            outcome = register_configured_base(registry, configured)
         else:
             with vector_store.read() as client:
                 texts = cleaned_texts(client)
@@ -63,32 +65,47 @@ def base_model(context: dg.AssetExecutionContext, config: BaseModelConfig, vecto
         raise dg.Failure(str(error)) from None
     entry = outcome.entry
     context.log.info(f"base model {entry.short} ({'reused' if outcome.reused else 'new'})")
-    if registry.promoted() is None:
-        registry.promote(entry.version, "first model: nothing was promoted before")
-        context.log.info(f"promoted {entry.short}: nothing was promoted before")
     metadata = {**version_metadata(entry), "reused": outcome.reused,
                 "parameters": entry.metadata.get("parameters", 0), "source": entry.metadata.get("source", "")}
     if outcome.losses:
         steps, losses = zip(*outcome.losses)
-        metadata["final_loss"] = float(losses[-1])
+        metadata["final_loss"] = dg.MetadataValue.float(float(losses[-1]))
         metadata["loss_curve"] = dg.MetadataValue.md(
             line_plot_markdown(list(steps), list(losses), "base model training loss", "step", "loss"))
-    return dg.MaterializeResult(metadata=metadata, data_version=dg.DataVersion(entry.version))
+    return dg.Output(entry, metadata=metadata, data_version=dg.DataVersion(entry.version))
+
+
+@dg.asset(kinds={"python"}, **MODELS)
+def served_model(context: dg.AssetExecutionContext, model_registry: ModelRegistry,
+                 base_model: ModelVersion) -> dg.MaterializeResult:
+    """The default channel's promotion, its own step: the base model is promoted when nothing is promoted
+    yet. A version promoted by hand (or, later, by the evaluation gate) is left alone."""
+    registry = model_registry.registry
+    current = registry.promoted(DEFAULT_CHANNEL)
+    if current is None:
+        registry.promote(base_model.version, "first model: nothing was promoted before", DEFAULT_CHANNEL)
+        context.log.info(f"promoted {base_model.short} in {DEFAULT_CHANNEL}: nothing was promoted before")
+    served = registry.promoted(DEFAULT_CHANNEL)
+    return dg.MaterializeResult(
+        metadata={"channel": DEFAULT_CHANNEL, "version": served.version, "promoted_now": current is None,
+                  "candidate": base_model.version, "from_scratch": served.from_scratch},
+        data_version=dg.DataVersion(served.version))
 
 
 GGUF_CHECK = "logits_agree_with_transformers"
 
 
-@dg.asset(deps=[base_model], kinds={"gguf"}, check_specs=[dg.AssetCheckSpec(GGUF_CHECK, asset="gguf_model",
-                                                                            blocking=True)], **MODELS)
-def gguf_model(context: dg.AssetExecutionContext, config: GgufConfig,
-               model_registry: ModelRegistry) -> dg.MaterializeResult:
-    """The latest base model as GGUF files for llama.cpp (f16, Q8_0, Q4_K_M by default), each checked
-    against the transformers model's next-token logits on fixed prompts."""
+@dg.asset(kinds={"gguf"}, check_specs=[dg.AssetCheckSpec(
+    GGUF_CHECK, asset="gguf_model", blocking=True,
+    description="Every GGUF file tokenizes like the transformers model, and its next-token distribution on "
+                "fixed prompts stays within the quantization's mean KL divergence and top-1 agreement bounds.")],
+    **MODELS)
+def gguf_model(context: dg.AssetExecutionContext, config: GgufConfig, model_registry: ModelRegistry,
+               base_model: ModelVersion) -> dg.MaterializeResult:
+    """The base model as GGUF files for llama.cpp (f16, Q8_0, Q4_K_M by default), each checked against the
+    transformers model's next-token logits on fixed prompts."""
     registry = model_registry.registry
-    source = registry.latest("base")
-    if source is None:
-        raise dg.Failure("no base model in the registry: materialize base_model first")
+    source = base_model
     try:
         export = export_gguf(registry, source, config, context.log.info)
     except Exception as error:  # a failed export registers nothing; the previous files stay in place
@@ -101,27 +118,25 @@ def gguf_model(context: dg.AssetExecutionContext, config: GgufConfig,
                             "required", "same tokens"], rows)
     failing = [a.quantization for a in export.agreements
                if not a.within(config.max_mean_kl_divergence[a.quantization], config.min_top1_agreement[a.quantization])]
+    figures = {f"{a.quantization}_{name}": dg.MetadataValue.float(float(value)) for a in export.agreements
+               for name, value in (("mean_kl_divergence", a.mean_kl_divergence), ("top1_agreement", a.top1_agreement))}
     check = dg.AssetCheckResult(
-        check_name=GGUF_CHECK, passed=not failing, metadata={"agreement": dg.MetadataValue.md(table)},
+        check_name=GGUF_CHECK, passed=not failing, metadata={"agreement": dg.MetadataValue.md(table), **figures},
         description="every file within its thresholds" if not failing else f"outside thresholds: {', '.join(failing)}")
     return dg.MaterializeResult(
-        metadata={"source": source.version, "files": dg.MetadataValue.md(table),
+        metadata={"source": source.version, "files": dg.MetadataValue.md(table), **figures,
                   **{f"{e.metadata['quantization']}_version": e.version for e in export.entries}},
         check_results=[check], data_version=dg.DataVersion(":".join(e.short for e in export.entries)))
 
 
-@dg.asset(deps=[base_model], kinds={"exllamav2"}, **MODELS)
-def exl2_model(context: dg.AssetExecutionContext, config: Exl2Config,
-               model_registry: ModelRegistry) -> dg.MaterializeResult:
-    """The latest base model quantized with exllamav2 (EXL2) for fast GPU serving; skipped without CUDA."""
-    registry = model_registry.registry
-    source = registry.latest("base")
-    if source is None:
-        raise dg.Failure("no base model in the registry: materialize base_model first")
-    outcome = export_exl2(registry, source, config)
+@dg.asset(kinds={"exllamav2"}, group_name="models", tags={"stage": "training", **GPU_ONLY})
+def exl2_model(context: dg.AssetExecutionContext, config: Exl2Config, model_registry: ModelRegistry,
+               base_model: ModelVersion) -> dg.MaterializeResult:
+    """The base model quantized with exllamav2 (EXL2) for fast GPU serving. GPU only: CPU jobs leave it out
+    (TWIN_GPU), and run by hand without CUDA it fails saying why."""
+    outcome = export_exl2(model_registry.registry, base_model, config)
     if outcome.skipped:
-        context.log.warning(f"exl2_model skipped: {outcome.skipped}")
-        return dg.MaterializeResult(metadata={"skipped": True, "reason": outcome.skipped, "source": source.version})
-    return dg.MaterializeResult(metadata={**version_metadata(outcome.entry), "skipped": False,
+        raise dg.Failure(f"exl2_model needs a GPU: {outcome.skipped}")
+    return dg.MaterializeResult(metadata={**version_metadata(outcome.entry),
                                           "bits_per_weight": config.bits_per_weight},
                                 data_version=dg.DataVersion(outcome.entry.version))

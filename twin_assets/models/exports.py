@@ -12,11 +12,16 @@ from pathlib import Path
 import dagster as dg
 from pydantic import Field
 
-from twin_assets.models.gguf_export import (AGREEMENT_PROMPTS, QUANTIZATIONS, Agreement, gguf_agreement, quantize,
-                                            reference_logits)
+from twin_assets.models.gguf_export import (
+    AGREEMENT_PROMPTS,
+    QUANTIZATIONS,
+    Agreement,
+    gguf_agreement,
+    quantize,
+    reference_logits,
+)
 from twin_assets.models.llama_cpp_converter import ExportError, convert_to_gguf
 from twin_resources.model_registry import ModelVersion, Registry, recipe_hash
-
 
 # Bumped when what an export records changes, so older exports are made again once.
 GGUF_RECIPE_VERSION = "3"

@@ -6,7 +6,6 @@ user cache, or use a llama.cpp checkout named by `TWIN_LLAMA_CPP_DIR`.
 """
 
 import importlib.metadata
-import os
 import shutil
 import subprocess
 import sys
@@ -16,6 +15,8 @@ from pathlib import Path
 
 import platformdirs
 from filelock import FileLock
+
+from twin_resources.settings import load_settings
 
 CONVERTER_PARTS = ("convert_hf_to_gguf.py", "conversion/", "gguf-py/")
 _ENTRY = Path(__file__).with_name("convert_entry.py")
@@ -27,8 +28,9 @@ class ExportError(RuntimeError):
 
 def converter_directory() -> Path:
     """A directory holding convert_hf_to_gguf.py, conversion/ and gguf-py/, fetched on first use."""
-    if os.environ.get("TWIN_LLAMA_CPP_DIR"):
-        return Path(os.environ["TWIN_LLAMA_CPP_DIR"])
+    configured = load_settings().llama_cpp_dir
+    if configured:
+        return Path(configured)
     version = importlib.metadata.version("llama-cpp-python")
     target = Path(platformdirs.user_cache_dir("llm-twin")) / f"llama.cpp-converter-{version}"
     if (target / "convert_hf_to_gguf.py").is_file():

@@ -13,17 +13,20 @@ from pathlib import Path
 import dagster as dg
 import torch
 from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
-from transformers import (LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast, PrinterCallback, Trainer,
-                          TrainerCallback, TrainingArguments)
+from transformers import (
+    LlamaConfig,
+    LlamaForCausalLM,
+    PreTrainedTokenizerFast,
+    PrinterCallback,
+    Trainer,
+    TrainerCallback,
+    TrainingArguments,
+)
 
+from twin_resources.domain.templates import CHAT_TEMPLATE, END_OF_TEXT, IM_END, IM_START, PAD
 from twin_resources.model_registry import recipe_hash
 from twin_resources.settings import quiet_transformers
 
-END_OF_TEXT, IM_START, IM_END, PAD = "<|endoftext|>", "<|im_start|>", "<|im_end|>", "<|pad|>"
-CHAT_TEMPLATE = (
-    "{% for message in messages %}<|im_start|>{{ message['role'] }}\n{{ message['content'] }}<|im_end|>\n"
-    "{% endfor %}{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}"
-)
 # Marks a tokenizer trained here, so the GGUF converter may treat its pre-tokenizer as GPT-2's.
 TWIN_TOKENIZER_MARK = "twin_byte_level_bpe"
 

@@ -5,3 +5,5 @@ import dagster as dg
 from twin_assets.retrieval.assets import reranker_model
 
 defs = dg.Definitions(assets=[reranker_model])
+
+__all__ = ["defs", "reranker_model"]

@@ -6,9 +6,10 @@ from pathlib import Path
 import dagster as dg
 from pydantic import PrivateAttr
 
+from twin_resources.domain.models import DEFAULT_CHANNEL, ModelVersion, RegistryError
 from twin_resources.llm.base import ChatBackend, Completion, LLMError, Message, Sampling
 from twin_resources.llm.structured import chat_json
-from twin_resources.model_registry import ModelVersion, Registry, RegistryError, default_registry
+from twin_resources.model_registry import Registry, default_registry
 
 BACKENDS = ("auto", "transformers", "llama_cpp", "openai")
 
@@ -79,12 +80,31 @@ class LLM(dg.ConfigurableResource):
         """True when the model is the registry's promoted one (not a fixed version, file or endpoint)."""
         return self.model == "promoted" and not self.base_url and self.backend != "openai"
 
-    def promoted_version(self) -> str | None:
-        """The version promoted now, when the model follows promotions; None otherwise or before any."""
-        if not self.follows_promotions:
-            return None
-        entry = self._registry().promoted()
-        return entry.version if entry else None
+    def promoted_version(self, channel: str = DEFAULT_CHANNEL) -> str | None:
+        """The version promoted now in `channel`, when the model follows promotions; None otherwise or
+        before any."""
+        return self.promoted_versions().get(channel)
+
+    def promoted_versions(self) -> dict[str, str]:
+        """The version promoted in each channel (an author's key, or `default`); empty when the model does
+        not follow promotions."""
+        return self._registry().promoted_versions() if self.follows_promotions else {}
+
+    def serves_from_scratch_model(self, version: str | None = None) -> bool:
+        """True when `version` (default: the model this resource opens) is the small offline model trained
+        here from scratch, which shows the plumbing rather than anyone's voice."""
+        if not version:
+            if self.base_url or self.backend == "openai":
+                return False
+            version = self.promoted_version() if self.model == "promoted" else self.model
+        try:
+            return bool(version) and self._registry().get(version).from_scratch
+        except RegistryError:
+            return False  # a file or directory outside the registry: nothing says how it was made
+
+    def for_version(self, version: str) -> "LLM":
+        """The same settings, opening one registry version."""
+        return LLM(**{**{name: getattr(self, name) for name in type(self).model_fields}, "model": version})
 
     def _registry(self) -> Registry:
         return default_registry(self.home, self.registry_root)

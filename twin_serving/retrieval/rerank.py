@@ -3,8 +3,8 @@ than the embedding's cosine, at the cost of one forward pass per candidate."""
 
 from pathlib import Path
 
+from twin_resources.domain.search import Hit
 from twin_resources.settings import quiet_transformers
-from twin_serving.retrieval.index import Hit
 
 
 class Reranker:
@@ -24,7 +24,7 @@ class Reranker:
         """The `k` best of `hits` by the cross-encoder's score (which replaces the cosine)."""
         if not hits:
             return []
-        scores = self.model.predict([(query, h.payload["content"]) for h in hits], batch_size=self.batch_size,
+        scores = self.model.predict([(query, h.passage.content) for h in hits], batch_size=self.batch_size,
                                     show_progress_bar=False)
         ranked = sorted(zip(scores, hits), key=lambda pair: -pair[0])[:k]
-        return [Hit(h.id, float(score), h.payload) for score, h in ranked]
+        return [h.rescored(float(score)) for score, h in ranked]

@@ -9,11 +9,12 @@ from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 
-from twin_resources.documents import Category, UserDocument
+from twin_resources.chunk_index import ChunkIndex
+from twin_resources.domain.documents import Category, UserDocument
+from twin_resources.domain.search import Hit, Source
+from twin_resources.domain.templates import rag_messages
 from twin_resources.llm import LLMError
 from twin_serving.retrieval.expansion import expand_query
-from twin_serving.retrieval.index import ChunkIndex, Hit
-from twin_serving.retrieval.prompt import Source, build_prompt
 from twin_serving.retrieval.rerank import Reranker
 from twin_serving.retrieval.self_query import match_author, match_category, self_query
 
@@ -94,7 +95,7 @@ class Retriever:
             else:
                 result.hits = candidates[:k]
         with result.span("prompt") as detail:
-            result.messages, result.sources = build_prompt(
+            result.messages, result.sources = rag_messages(
                 request, result.author.full_name if result.author else None, result.hits)
             detail["characters"] = sum(len(m["content"]) for m in result.messages)
         return result

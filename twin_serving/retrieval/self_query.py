@@ -7,7 +7,7 @@ asked only when no known name appears and one is configured.
 import re
 from dataclasses import dataclass
 
-from twin_resources.documents import Category, UserDocument
+from twin_resources.domain.documents import Category, UserDocument
 
 # Words that name a category, most specific first.
 CATEGORY_WORDS = (

@@ -1,11 +1,11 @@
 """A ready `Retriever` from the configured resources: what `twin retrieve`, the benchmark and the server use."""
 
-import os
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
 
+from twin_resources.chunk_index import ChunkIndex
 from twin_resources.embedding import Embedder
-from twin_serving.retrieval.index import ChunkIndex
+from twin_resources.settings import load_settings
 from twin_serving.retrieval.rerank import Reranker
 from twin_serving.retrieval.retriever import RetrievalSettings, Retriever
 
@@ -13,7 +13,7 @@ from twin_serving.retrieval.retriever import RetrievalSettings, Retriever
 def configured_reranker(model: str | None = None) -> Reranker | None:
     """`TWIN_RERANKER_MODEL` (a hub id such as cross-encoder/ms-marco-MiniLM-L-6-v2, or a directory); none
     when unset or "none"."""
-    model = model if model is not None else os.environ.get("TWIN_RERANKER_MODEL", "")
+    model = model if model is not None else load_settings().reranker_model
     return Reranker(model) if model and model != "none" else None
 
 

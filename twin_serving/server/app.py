@@ -5,9 +5,9 @@ import signal
 import litserve as ls
 from litserve.utils import WorkerSetupStatus
 
+from twin_resources.settings import ServeSettings
 from twin_serving.server.guard import Guard, install_error_handlers
 from twin_serving.server.litapi import TwinAPI
-from twin_serving.server.settings import ServeSettings
 from twin_serving.server.web import build_routes
 
 LITSERVE_ROUTES_WE_REPLACE = ("/", "/health")  # its plain-text index and health, by our page and report
@@ -16,7 +16,7 @@ LITSERVE_ROUTES_WE_REPLACE = ("/", "/health")  # its plain-text index and health
 def build_server(settings: ServeSettings) -> ls.LitServer:
     server = ls.LitServer(TwinAPI(settings), accelerator="auto", workers_per_device=settings.workers,
                           timeout=settings.timeout_s,  # the body limit is the Guard's, chunked bodies too
-                          middlewares=[(Guard, {"api_key": settings.api_key,
+                          middlewares=[(Guard, {"api_key": settings.api_key.get_secret_value(),
                                                 "max_body_bytes": settings.max_body_bytes})])
     server.uvicorn_graceful_timeout = 5  # open streams get this long to finish at shutdown
     app = server.app

@@ -3,20 +3,25 @@ trace. LitServe-free, so it can be tested and benchmarked on its own.
 
 An answer is a stream of events: `start` (model, sources) or `error` (an HTTP status and why) first, then
 `delta`s of text, then `end` (token counts). A failure after the first token ends the stream with `error`.
+
+Each author can have a twin of their own: a request about an author is answered with the version promoted
+in that author's channel, else the `default` channel's. Backends are loaded on first use and kept while
+their version is promoted somewhere.
 """
 
 import time
 from collections.abc import Iterator
 from contextlib import ExitStack
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 
+from twin_resources.chunk_index import ChunkIndex
+from twin_resources.domain.models import DEFAULT_CHANNEL
+from twin_resources.domain.templates import rag_messages
 from twin_resources.llm import LLM, LLMError
 from twin_resources.llm.base import Sampling
-from twin_serving.retrieval.index import ChunkIndex
-from twin_serving.retrieval.prompt import build_prompt
+from twin_resources.settings import ServeSettings
 from twin_serving.retrieval.retriever import Retrieval, RetrievalSettings, Retriever
 from twin_serving.retrieval.setup import configured_reranker, query_embedder
-from twin_serving.server.settings import ServeSettings
 from twin_serving.tracing import SpanRecord, TraceRecord, TraceRecorder
 
 REFRESH_EVERY_S = 1.0
@@ -32,6 +37,7 @@ class ChatRequest:
     temperature: float
     author: str | None = None
     endpoint: str = "chat"
+    twin: str = ""  # OpenAI's `model` field: may name an author's twin (their key or name)
 
     @property
     def query(self) -> str:
@@ -46,7 +52,9 @@ class Answer:
     start: float = field(default_factory=time.perf_counter)
     retrieval: Retrieval | None = None
     messages: list[dict] = field(default_factory=list)
-    text: str = ""
+    text: str = ""  # what the client was sent: leading blank lines are not an answer
+    generated: str = ""  # everything the model wrote, for the token count
+    backend: object = None
     model: str = ""
     prompt_tokens: int = 0
     first_token_s: float | None = None
@@ -75,7 +83,8 @@ class TwinEngine:
         self.reranker = configured_reranker()
         self.llm: LLM = self.stack.enter_context(resources["llm"].process_config_and_initialize_cm())
         self.recorder = recorder
-        self.backend = None
+        self.backends: dict[str, object] = {}  # registry version (or the fixed model) -> loaded backend
+        self.promoted: dict[str, str] = {}  # channel -> version, as last read from the registry
         self.retriever: Retriever | None = None
         self._snapshot = None  # (when the vector store was published, what closes the copy being read)
         self._checked_at = 0.0
@@ -102,14 +111,37 @@ class TwinEngine:
                 previous[1].close()  # its private copy of the store goes
 
     def _refresh_model(self) -> None:
-        wanted = self.llm.promoted_version()
-        if self.backend is not None and (wanted is None or wanted == self.backend.model):
+        """Read the promotions; close backends no channel promotes any more; load the default one now, so
+        a model that cannot load fails here, between requests."""
+        if not self.llm.follows_promotions:
+            if not self.backends:
+                backend = self.llm.open()
+                self.backends[backend.model] = backend
             return
-        llm = self.llm if wanted is None else LLM(**{**_fields(self.llm), "model": wanted})
-        backend = llm.open()
-        previous, self.backend = self.backend, backend
-        if previous is not None:
-            previous.close()
+        self.promoted = self.llm.promoted_versions()
+        for version in [v for v in self.backends if v not in self.promoted.values()]:
+            self.backends.pop(version).close()
+        if DEFAULT_CHANNEL in self.promoted or not self.backends:
+            self._backend_for(self.promoted.get(DEFAULT_CHANNEL))
+
+    def _backend_for(self, version: str | None):
+        """The loaded backend of `version` (None: whatever the LLM resource opens by itself)."""
+        if not self.llm.follows_promotions:
+            return next(iter(self.backends.values()))
+        if version not in self.backends:
+            llm = self.llm if version is None else self.llm.for_version(version)
+            backend = llm.open()
+            self.backends[version or backend.model] = backend
+            return backend
+        return self.backends[version]
+
+    def _version_for(self, author_key: str | None) -> str | None:
+        return self.promoted.get(author_key or DEFAULT_CHANNEL) or self.promoted.get(DEFAULT_CHANNEL)
+
+    @property
+    def backend(self):
+        """The default channel's backend (what /health and the tests call the served model)."""
+        return self._backend_for(self.promoted.get(DEFAULT_CHANNEL))
 
     # answering
 
@@ -138,46 +170,58 @@ class TwinEngine:
 
     def _prepare(self, answer: Answer) -> dict:
         request = answer.request
+        request.author = request.author or self._twin_author(request.twin)
         retrieval = self.retriever.retrieve(request.query, request.author)
-        answer.retrieval, answer.model = retrieval, self.backend.model
+        answer.retrieval = retrieval
         if retrieval.reason and request.author and not retrieval.author:
             answer.error = retrieval.reason
             return error_event(422, retrieval.reason)
         try:
-            answer.messages, sources = self._fit_prompt(retrieval, request)
+            answer.backend = self._backend_for(self._version_for(retrieval.author.key if retrieval.author else None))
+        except (LLMError, OSError) as error:
+            answer.error = f"the model cannot be loaded: {error}"
+            return error_event(503, answer.error)
+        answer.model = answer.backend.model
+        try:
+            answer.messages, sources = self._fit_prompt(retrieval, request, answer.backend)
         except PromptTooLong as error:
             answer.error = str(error)
             return error_event(422, str(error))
-        return {"event": "start", "model": answer.model, "sources": [asdict(s) for s in sources],
+        return {"event": "start", "model": answer.model, "sources": [s.as_dict() for s in sources],
                 "author": retrieval.author.full_name if retrieval.author else None}
 
-    def _fit_prompt(self, retrieval: Retrieval, request: ChatRequest):
+    def _twin_author(self, twin: str) -> str | None:
+        """The author a twin's name (`model: "ada-quill"`) stands for, if it names one."""
+        wanted = twin.strip().lower()
+        return next((a.full_name for a in self.retriever.authors if wanted in (a.key, a.full_name.lower())), None)
+
+    def _fit_prompt(self, retrieval: Retrieval, request: ChatRequest, backend):
         """The RAG messages, passages shortened (then dropped) until prompt and answer fit the context. With
         no answer length asked for, a small context gives up answer length before it gives up every passage."""
-        context = self.backend.context_window or 10**9
+        context = backend.context_window or 10**9
         if request.max_tokens is not None:
-            return self._fit_passages(retrieval, request, request.max_tokens)
+            return self._fit_passages(retrieval, request, request.max_tokens, backend)
         longer, shorter = (min(self.settings.max_tokens, context // share) for share in (4, 8))
         try:
-            messages, sources = self._fit_passages(retrieval, request, longer)
+            messages, sources = self._fit_passages(retrieval, request, longer, backend)
             request.max_tokens = longer
             if sources or not retrieval.hits:
                 return messages, sources
         except PromptTooLong:
             pass
         request.max_tokens = shorter
-        return self._fit_passages(retrieval, request, shorter)
+        return self._fit_passages(retrieval, request, shorter, backend)
 
-    def _fit_passages(self, retrieval: Retrieval, request: ChatRequest, max_tokens: int):
+    def _fit_passages(self, retrieval: Retrieval, request: ChatRequest, max_tokens: int, backend):
         author = retrieval.author.full_name if retrieval.author else None
         history = [m for m in request.messages[:-1] if m["role"] in ("user", "assistant")]
-        budget = (self.backend.context_window or 10**9) - max_tokens
+        budget = (backend.context_window or 10**9) - max_tokens
         hits = list(retrieval.hits)
 
         def measured(chars: int):
-            messages, sources = build_prompt(request.query, author, hits, chars)
+            messages, sources = rag_messages(request.query, author, hits, chars)
             messages = [messages[0], *history, messages[-1]]
-            return messages, sources, self._prompt_tokens(messages)
+            return messages, sources, prompt_tokens(backend, messages)
 
         while True:
             messages, sources, used = measured(PASSAGE_CHARS[0])
@@ -192,32 +236,33 @@ class TwinEngine:
                     return messages, sources
             if not hits:
                 raise PromptTooLong(f"the request needs {used} prompt tokens, but the model's context of "
-                                    f"{self.backend.context_window} tokens leaves {budget} with "
+                                    f"{backend.context_window} tokens leaves {budget} with "
                                     f"{max_tokens} tokens for the answer")
             hits.pop()
 
-    def _prompt_tokens(self, messages: list[dict]) -> int:
-        exact = getattr(self.backend, "count_chat_tokens", None)
-        if exact is not None:
-            return exact(messages)
-        return sum(self.backend.count_tokens(m["content"]) + MESSAGE_OVERHEAD_TOKENS for m in messages)
-
     def _generate(self, answers: list[Answer]) -> Iterator[list[tuple[Answer, dict]]]:
-        if not answers:
-            return
+        """Each model's requests decoded together (authors' twins may differ within one batch)."""
+        groups: dict[int, list[Answer]] = {}
+        for answer in answers:
+            groups.setdefault(id(answer.backend), []).append(answer)
+        for group in groups.values():
+            yield from self._generate_on(group[0].backend, group)
+
+    def _generate_on(self, backend, answers: list[Answer]) -> Iterator[list[tuple[Answer, dict]]]:
         for answer in answers:
             answer.generation_started_at = time.time()
         sampling = Sampling(max_tokens=max(a.request.max_tokens for a in answers),
                             temperature=answers[0].request.temperature)
         try:
-            if len(answers) > 1 and hasattr(self.backend, "stream_batch"):
-                steps = self.backend.stream_batch([a.messages for a in answers], sampling)
+            if len(answers) > 1 and hasattr(backend, "stream_batch"):
+                steps = backend.stream_batch([a.messages for a in answers], sampling)
                 yield from self._coalesced(answers, steps)
             else:
                 for answer in answers:
                     one = Sampling(answer.request.max_tokens, answer.request.temperature)
-                    for text in self.backend.stream(answer.messages, one):
-                        yield [(answer, self._delta(answer, text))]
+                    for text in backend.stream(answer.messages, one):
+                        if (event := self._delta(answer, text)) is not None:
+                            yield [(answer, event)]
         except LLMError as error:
             for answer in answers:
                 answer.error = str(error)
@@ -236,20 +281,31 @@ class TwinEngine:
                 first |= bool(text) and answers[i].first_token_s is None and not pending[i]
                 pending[i] += text
             if first or time.perf_counter() - sent_at >= COALESCE_S:
-                yield [(a, self._delta(a, text)) for a, text in zip(answers, pending) if text]
+                yield from self._deltas(answers, pending)
                 pending, sent_at = [""] * len(answers), time.perf_counter()
         if any(pending):
-            yield [(a, self._delta(a, text)) for a, text in zip(answers, pending) if text]
+            yield from self._deltas(answers, pending)
 
-    def _delta(self, answer: Answer, text: str) -> dict:
+    def _deltas(self, answers: list[Answer], texts: list[str]) -> Iterator[list[tuple[Answer, dict]]]:
+        step = [(a, event) for a, text in zip(answers, texts) if text and (event := self._delta(a, text))]
+        if step:
+            yield step
+
+    def _delta(self, answer: Answer, text: str) -> dict | None:
+        """The event for new text; None while the model has written only blank lines, which are not shown."""
+        answer.generated += text
+        if not answer.text:
+            text = text.lstrip()
+            if not text:
+                return None
         if answer.first_token_s is None:
             answer.first_token_s = time.perf_counter() - answer.start
         answer.text += text
         return {"event": "delta", "text": text}
 
     def _end(self, answer: Answer) -> dict:
-        answer.prompt_tokens = self._prompt_tokens(answer.messages)
-        completion = self.backend.count_tokens(answer.text) if answer.text else 0
+        answer.prompt_tokens = prompt_tokens(answer.backend, answer.messages)
+        completion = answer.backend.count_tokens(answer.generated) if answer.generated else 0
         return {"event": "end", "prompt_tokens": answer.prompt_tokens, "completion_tokens": completion,
                 "finish_reason": "length" if completion >= answer.request.max_tokens else "stop"}
 
@@ -258,20 +314,27 @@ class TwinEngine:
     def _trace(self, answer: Answer) -> None:
         if self.recorder is None:
             return
-        self.recorder.record(build_trace(answer, self.embedder, self.backend))
+        self.recorder.record(build_trace(answer, self.embedder))
 
     def close(self) -> None:
-        if self.backend is not None:
-            self.backend.close()
+        for backend in self.backends.values():
+            backend.close()
         if self._snapshot is not None:
             self._snapshot[1].close()
         self.stack.close()
 
 
-def build_trace(answer: Answer, embedder, backend) -> TraceRecord:
+def prompt_tokens(backend, messages: list[dict]) -> int:
+    exact = getattr(backend, "count_chat_tokens", None)
+    if exact is not None:
+        return exact(messages)
+    return sum(backend.count_tokens(m["content"]) + MESSAGE_OVERHEAD_TOKENS for m in messages)
+
+
+def build_trace(answer: Answer, embedder) -> TraceRecord:
     """The request as a trace: the retrieval steps as they were timed, then the generation."""
     retrieval, request = answer.retrieval, answer.request
-    completion_tokens = backend.count_tokens(answer.text) if answer.text else 0
+    completion_tokens = answer.backend.count_tokens(answer.generated) if answer.generated else 0
     usage = {"prompt_tokens": answer.prompt_tokens, "completion_tokens": completion_tokens,
              "total_tokens": answer.prompt_tokens + completion_tokens}
     spans = []
@@ -290,7 +353,7 @@ def build_trace(answer: Answer, embedder, backend) -> TraceRecord:
         name=request.endpoint, started_at=answer.started_at, seconds=end - answer.started_at,
         input={"query": request.query, "author": request.author, "turns": len(request.messages)},
         output={"answer": answer.text,
-                "sources": [asdict(s) for s in retrieval.sources] if retrieval else []},
+                "sources": [s.as_dict() for s in retrieval.sources] if retrieval else []},
         metadata={"model": answer.model, "embedding_model": embedder.model, "embedding_backend": embedder.backend,
                   "first_token_s": answer.first_token_s, **usage,
                   "author": retrieval.author.full_name if retrieval and retrieval.author else None},
@@ -301,6 +364,3 @@ def _json_safe(detail: dict) -> dict:
     return {k: v if isinstance(v, (str, int, float, bool, type(None), list, dict)) else str(v)
             for k, v in detail.items()}
 
-
-def _fields(resource) -> dict:
-    return {name: getattr(resource, name) for name in type(resource).model_fields}

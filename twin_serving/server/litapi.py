@@ -18,8 +18,8 @@ from litserve.specs.openai import ChatCompletionRequest, OpenAISpec
 from litserve.utils import LitAPIStatus, ResponseBufferItem
 from pydantic import BaseModel, Field
 
+from twin_resources.settings import ServeSettings
 from twin_serving.server.engine import ChatRequest
-from twin_serving.server.settings import ServeSettings
 
 
 class TwinAPI(ls.LitAPI):
@@ -31,7 +31,7 @@ class TwinAPI(ls.LitAPI):
         self.settings = settings
 
     def setup(self, device):
-        from twin_resources import resources_from_env
+        from twin_resources.configured import resources_from_env
         from twin_resources.settings import quiet_transformers
         from twin_serving.server.engine import TwinEngine
         from twin_serving.server.trace_store import open_trace_recorder
@@ -47,7 +47,8 @@ class TwinAPI(ls.LitAPI):
         return ChatRequest(messages=messages, max_tokens=request.max_completion_tokens or request.max_tokens,
                            temperature=request.temperature if request.temperature is not None
                            else self.settings.temperature,
-                           author=metadata.get("author") or None, endpoint=metadata.get("endpoint", "chat"))
+                           author=metadata.get("author") or None, endpoint=metadata.get("endpoint", "chat"),
+                           twin=request.model or "")
 
     def predict(self, x):
         if isinstance(x, list):

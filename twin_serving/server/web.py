@@ -13,9 +13,15 @@ from fastapi import APIRouter, HTTPException
 from fastapi.responses import HTMLResponse, JSONResponse, Response
 from pydantic import BaseModel, Field
 
-from twin_serving.server.collection import CollectionLauncher
-from twin_serving.server.settings import ServeSettings
+from twin_resources.domain.models import DEFAULT_CHANNEL
+from twin_resources.launcher import CollectionLauncher
+from twin_resources.links import register_links
+from twin_resources.settings import ServeSettings
 from twin_serving.tracing import recent_traces
+
+FROM_SCRATCH_NOTE = ("the small model trained here from scratch: it shows the plumbing, not the author's voice; "
+                     "set TWIN_BASE_MODEL (a real base model) or TWIN_LLM_BASE_URL (an OpenAI-compatible "
+                     "endpoint) for real answers")
 
 
 class NewLinks(BaseModel):
@@ -43,7 +49,7 @@ class Backstage:
 
     def resource(self, name: str):
         if self._resources is None:
-            from twin_resources import resources_from_env
+            from twin_resources.configured import resources_from_env
 
             configured = resources_from_env()
             self._resources = {key: self._stack.enter_context(configured[key].process_config_and_initialize_cm())
@@ -53,9 +59,13 @@ class Backstage:
     def warehouse(self):
         return self.resource("warehouse")
 
-    def promoted_model(self) -> str | None:
+    def promoted_models(self) -> dict[str, str]:
+        """The model each twin answers with: channel (an author's key, or `default`) -> version."""
         llm = self.resource("llm")
-        return llm.promoted_version() if llm.follows_promotions else llm.model
+        return llm.promoted_versions() if llm.follows_promotions else {DEFAULT_CHANNEL: llm.model}
+
+    def from_scratch_note(self, version: str | None) -> str:
+        return FROM_SCRATCH_NOTE if version and self.resource("llm").serves_from_scratch_model(version) else ""
 
 
 def build_routes(settings: ServeSettings, workers_ready) -> APIRouter:
@@ -82,7 +92,9 @@ def build_routes(settings: ServeSettings, workers_ready) -> APIRouter:
             except Exception as error:
                 report["warehouse"] = f"unreachable: {error}"
             try:
-                report["model"] = backstage.promoted_model()
+                report["models"] = backstage.promoted_models()
+                report["model"] = report["models"].get(DEFAULT_CHANNEL)
+                report["model_note"] = backstage.from_scratch_note(report["model"])
             except Exception as error:
                 report["model"] = None
                 report["model_error"] = str(error)
@@ -95,8 +107,11 @@ def build_routes(settings: ServeSettings, workers_ready) -> APIRouter:
     @router.get("/v1/models")
     def models():
         with backstage._lock:
-            model = backstage.promoted_model()
-        data = [{"id": model, "object": "model", "created": int(time.time()), "owned_by": "llm-twin"}] if model else []
+            promoted = backstage.promoted_models()
+            names = {user.key: user.full_name for user in backstage.warehouse().users()}
+        # One twin per channel: its id goes in a request's `model` to ask that twin by name.
+        data = [{"id": channel, "object": "model", "created": int(time.time()), "owned_by": "llm-twin",
+                 "version": version, "author": names.get(channel)} for channel, version in promoted.items()]
         return {"object": "list", "data": data}
 
     @router.get("/api/authors")
@@ -113,12 +128,9 @@ def build_routes(settings: ServeSettings, workers_ready) -> APIRouter:
 
     @router.post("/api/links")
     def add_links(body: NewLinks):
-        from twin_assets.collection.registry import register_links
-        from twin_assets.instance import local_instance
-
         with backstage._lock:
             try:
-                registration = register_links(backstage.warehouse(), local_instance(), body.author, body.urls)
+                registration = register_links(backstage.warehouse(), body.author, body.urls)
             except ValueError as error:
                 raise HTTPException(422, f"{error}; nothing was added") from None
         return {"author": registration.author.full_name, "added": registration.added,

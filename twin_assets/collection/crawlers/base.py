@@ -1,6 +1,6 @@
 from typing import Protocol
 
-from twin_resources.documents import RawDocument, UserDocument
+from twin_resources.domain.documents import RawDocument, UserDocument
 
 
 class CrawlError(RuntimeError):

@@ -8,7 +8,13 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 from twin_assets.collection.crawlers.base import CrawlError
-from twin_resources.documents import RawDocument, RepositoryContent, RepositoryDocument, RepositoryFile, UserDocument
+from twin_resources.domain.documents import (
+    RawDocument,
+    RepositoryContent,
+    RepositoryDocument,
+    RepositoryFile,
+    UserDocument,
+)
 
 SKIPPED_DIRS = {".git", "node_modules", "vendor", "third_party", "third-party", "dist", "build", ".venv",
                 "venv", "__pycache__", ".tox", ".mypy_cache", ".pytest_cache", "site-packages", ".idea", ".vscode"}

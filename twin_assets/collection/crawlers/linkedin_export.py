@@ -10,7 +10,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from twin_assets.collection.crawlers.base import CrawlError
-from twin_resources.documents import PostContent, PostDocument, RawDocument, UserDocument
+from twin_resources.domain.documents import PostContent, PostDocument, RawDocument, UserDocument
 
 SHARES_FILE = "Shares.csv"
 

@@ -15,7 +15,7 @@ import trafilatura
 from trafilatura.settings import use_config
 
 from twin_assets.collection.crawlers.base import CrawlError
-from twin_resources.documents import (
+from twin_resources.domain.documents import (
     ArticleContent,
     ArticleDocument,
     PostContent,

@@ -35,6 +35,7 @@ async function loadHealth() {
     if (response.status === 401) { $("health").textContent = "enter the API key"; return; }
     const model = report.model ? "model " + report.model.slice(0, 12) : "no model promoted";
     $("health").textContent = `${report.status} · ${model} · workers ${report.workers_ready ? "ready" : "loading"}`;
+    $("model-note").textContent = report.model_note ? "Note: the served model is " + report.model_note + "." : "";
   } catch (error) { $("health").textContent = "server unreachable"; }
 }
 
@@ -111,7 +112,7 @@ $("chat-form").addEventListener("submit", async (event) => {
       const delta = chunk.choices && chunk.choices[0] && chunk.choices[0].delta;
       if (delta && delta.content) $("answer").textContent += delta.content;
     });
-    notice("");
+    notice($("answer").textContent ? "" : "The model wrote nothing for this request (an empty answer).");
   } catch (error) { notice(error.message, true); }
   $("send").disabled = false;
   loadTraces();

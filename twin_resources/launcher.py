@@ -1,6 +1,7 @@
-"""Starting collection from the web page: a Dagster run, launched through the GraphQL API of a running
-Dagster webserver (`TWIN_DAGSTER_URL`), or, with no Dagster running, the same jobs run by `twin crawl`
-and `twin features` in a background process on the local Dagster instance."""
+"""Starting an author's collection, for the web page and `twin crawl` alike: a run of `collection_job`
+launched through the GraphQL API of a running Dagster webserver (`TWIN_DAGSTER_URL`; its features
+automation takes it from there), or, with no webserver configured, the same jobs in a background
+`twin crawl` then `twin features` recorded on the local Dagster instance (the CLI runs them in process)."""
 
 import subprocess
 import sys
@@ -25,13 +26,13 @@ class CollectionLauncher:
         self._local: dict[str, subprocess.Popen] = {}
         self._lock = threading.Lock()
 
-    def start(self, author_key: str) -> Launch:
+    def start(self, author_key: str, recrawl: bool = False) -> Launch:
         if self.dagster_url:
-            run_id = self._launch_in_dagster(author_key)
+            run_id = self._launch_in_dagster(author_key, recrawl)
             return Launch("dagster", run_id, f"{self.dagster_url}/runs/{run_id}")
-        return self._launch_locally(author_key)
+        return self._launch_locally(author_key, recrawl)
 
-    def _launch_in_dagster(self, author_key: str) -> str:
+    def _launch_in_dagster(self, author_key: str, recrawl: bool) -> str:
         import requests
         from dagster_graphql import DagsterGraphQLClient, DagsterGraphQLClientError
 
@@ -43,17 +44,18 @@ class CollectionLauncher:
         client = DagsterGraphQLClient(address.hostname, port_number=address.port, use_https=address.scheme == "https",
                                       path_prefix=address.path, timeout=30)
         try:
-            return client.submit_job_execution(COLLECTION_JOB, tags={"dagster/partition": author_key})
+            return client.submit_job_execution(COLLECTION_JOB, tags={"dagster/partition": author_key},
+                                               run_config={"ops": {"raw_documents": {"config": {"recrawl": recrawl}}}})
         except DagsterGraphQLClientError as error:
             raise RuntimeError(f"Dagster at {self.dagster_url} refused the run: {error}") from None
 
-    def _launch_locally(self, author_key: str) -> Launch:
+    def _launch_locally(self, author_key: str, recrawl: bool) -> Launch:
         with self._lock:
             running = self._local.get(author_key)
             if running is not None and running.poll() is None:
                 return Launch("local", "already running")
             twin = str(Path(sys.executable).with_name("twin"))
-            script = f'"{twin}" crawl --author "$1" && "{twin}" features --author "$1"'
+            script = f'"{twin}" crawl --author "$1" {"--recrawl" if recrawl else ""} && "{twin}" features --author "$1"'
             self._local[author_key] = subprocess.Popen(
                 ["sh", "-c", script, "collect", author_key], stdin=subprocess.DEVNULL,
                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)

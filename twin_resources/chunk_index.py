@@ -13,34 +13,22 @@ from itertools import groupby
 import numpy as np
 from qdrant_client import QdrantClient
 
-from twin_resources.documents import Category
+from twin_resources.domain.documents import Category
+from twin_resources.domain.search import PASSAGE_FIELDS, Hit, Passage
 from twin_resources.feature_store import chunk_collection
 from twin_resources.vector_store import field_filter, is_embedded, scroll_all
 
-PAYLOAD = ["author_id", "author_name", "category", "link", "title", "chunk_index", "content", "document_id"]
-
-
-@dataclass(frozen=True)
-class Hit:
-    id: str
-    score: float
-    payload: dict
-
-    def as_dict(self) -> dict:
-        p = self.payload
-        return {"score": round(self.score, 4), "link": p["link"], "author": p["author_name"],
-                "category": p["category"], "title": p["title"], "chunk_index": p["chunk_index"],
-                "content": p["content"]}
+PAYLOAD = list(PASSAGE_FIELDS)
 
 
 @dataclass
 class _Matrix:
     """One collection in memory: unit vectors sorted by author (so an author's rows are one slice, a view,
-    not a copy), their ids and payloads, and each author's slice."""
+    not a copy), their ids and passages, and each author's slice."""
 
     vectors: np.ndarray
     ids: list[str]
-    payloads: list[dict]
+    passages: list[Passage]
     slices: dict[str, slice] = field(default_factory=dict)
 
     @classmethod
@@ -56,7 +44,7 @@ class _Matrix:
             end = start + sum(1 for _ in group)
             slices[author] = slice(start, end)
             start = end
-        return cls(vectors, [str(r.id) for r in records], [r.payload for r in records], slices)
+        return cls(vectors, [str(r.id) for r in records], [Passage.from_payload(r.payload) for r in records], slices)
 
     def search(self, query: np.ndarray, k: int, author_id: str | None) -> list[Hit]:
         rows = self.slices.get(author_id, slice(0, 0)) if author_id else slice(0, len(self.ids))
@@ -65,7 +53,7 @@ class _Matrix:
         scores = self.vectors[rows] @ query
         top = np.argpartition(-scores, k - 1)[:k] if len(scores) > k else np.arange(len(scores))
         top = top[np.argsort(-scores[top])]
-        return [Hit(self.ids[rows.start + i], float(scores[i]), self.payloads[rows.start + i]) for i in top]
+        return [Hit(self.ids[rows.start + i], float(scores[i]), self.passages[rows.start + i]) for i in top]
 
 
 class ChunkIndex:
@@ -98,4 +86,4 @@ class ChunkIndex:
             return []
         points = self.client.query_points(name, query=vector.tolist(), limit=k, with_payload=PAYLOAD,
                                           query_filter=field_filter(author_id=author_id) if author_id else None).points
-        return [Hit(str(p.id), p.score, p.payload) for p in points]
+        return [Hit(str(p.id), p.score, Passage.from_payload(p.payload)) for p in points]

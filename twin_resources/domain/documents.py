@@ -48,7 +48,7 @@ def normalize_link(link: str) -> str:
     parts = urlsplit(link)
     if parts.scheme in ("http", "https"):
         host = (parts.hostname or "").lower()
-        if parts.port and not (parts.scheme, parts.port) in (("http", 80), ("https", 443)):
+        if parts.port and (parts.scheme, parts.port) not in (("http", 80), ("https", 443)):
             host = f"{host}:{parts.port}"
         query = urlencode([(k, v) for k, v in parse_qsl(parts.query, keep_blank_values=True)
                            if not _TRACKING_PARAMS.match(k)])

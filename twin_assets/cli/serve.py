@@ -2,8 +2,12 @@
 
 import datetime
 import json
+import threading
+import time
 
 import click
+
+from twin_assets.cli.common import fail, open_warehouse, settings
 
 
 @click.command()
@@ -17,15 +21,40 @@ import click
 def serve(host, port, workers, max_batch_size, batch_timeout, max_tokens):
     """Serve the promoted model with RAG: OpenAI-compatible API, /rag, and the web page at /."""
     from twin_serving.server.app import serve as run_server
-    from twin_serving.server.settings import ServeSettings
 
-    settings = ServeSettings.from_env(host=host, port=port, workers=workers, max_batch_size=max_batch_size,
-                                      batch_timeout=batch_timeout, max_tokens=max_tokens)
-    if settings.host not in ("127.0.0.1", "0.0.0.0", "::"):
-        raise click.ClickException("--host must be 127.0.0.1, 0.0.0.0 or :: (what LitServe binds)")
-    click.echo(f"twin: serving on http://{settings.host}:{settings.port} (page at /, OpenAI API at /v1) once "
-               f"the model has loaded{'; API key required' if settings.api_key else ''}. Ctrl+C stops every worker.")
-    run_server(settings)
+    serving = settings().serve.with_overrides(host=host, port=port, workers=workers, max_batch_size=max_batch_size,
+                                              batch_timeout=batch_timeout, max_tokens=max_tokens)
+    if serving.host not in ("127.0.0.1", "0.0.0.0", "::"):
+        fail("--host must be 127.0.0.1, 0.0.0.0 or :: (what LitServe binds)")
+    key_needed = bool(serving.api_key.get_secret_value())
+    click.echo(f"twin: loading the model for http://{serving.host}:{serving.port}"
+               f"{'; API key required' if key_needed else ''}. Ctrl+C stops every worker.")
+    threading.Thread(target=_announce_when_ready, args=(serving,), daemon=True).start()
+    try:
+        run_server(serving)
+    except KeyboardInterrupt:  # SIGINT or SIGTERM: LitServe has stopped its workers
+        pass
+    click.echo("twin: stopped")
+
+
+def _announce_when_ready(serving) -> None:
+    """One line once /health says every worker is ready: then the twin answers."""
+    import requests
+
+    host = "127.0.0.1" if serving.host in ("0.0.0.0", "::") else serving.host
+    key = serving.api_key.get_secret_value()
+    headers = {"Authorization": f"Bearer {key}"} if key else {}
+    while True:
+        try:
+            report = requests.get(f"http://{host}:{serving.port}/health", headers=headers, timeout=5).json()
+            if report.get("workers_ready"):
+                note = f" ({report['model_note']})" if report.get("model_note") else ""
+                click.echo(f"twin: ready on http://{host}:{serving.port}: page at /, OpenAI API at /v1; model "
+                           f"{str(report.get('model'))[:12]}{note}")
+                return
+        except (requests.RequestException, ValueError):
+            pass
+        time.sleep(0.5)
 
 
 @click.command()
@@ -33,7 +62,6 @@ def serve(host, port, workers, max_batch_size, batch_timeout, max_tokens):
 @click.option("--json", "as_json", is_flag=True, help="Print the full traces as JSON.")
 def traces(limit: int, as_json: bool):
     """The server's most recent requests, each with its steps, from the warehouse."""
-    from twin_assets.cli import open_warehouse
     from twin_serving.tracing import opik_configured, recent_traces
 
     with open_warehouse() as warehouse:
@@ -52,3 +80,6 @@ def traces(limit: int, as_json: bool):
         click.echo(f"{when}  {record['name']:<4} {record['seconds']:6.2f}s  {status}  "
                    f"model {str(meta.get('model'))[:12]}  {record['input'].get('query', '')[:60]!r}")
         click.echo("    " + " · ".join(f"{s['name']} {s['seconds'] * 1000:.0f} ms" for s in record["spans"]))
+
+
+COMMANDS = (serve, traces)

@@ -1,0 +1,3 @@
+from twin_assets.cli import main
+
+main()

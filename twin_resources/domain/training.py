@@ -1,0 +1,32 @@
+"""Dataset samples and evaluation results: what the training half of the graph passes between its assets."""
+
+from pydantic import BaseModel
+
+
+class InstructionSample(BaseModel):
+    """A request and the author's own words answering it (supervised fine-tuning)."""
+
+    instruction: str
+    answer: str
+    document_id: str  # the split is by document, so one document's samples never land on both sides
+    author_id: str
+
+
+class PreferenceSample(BaseModel):
+    """A request, the author's own words (chosen) and a generic answer (rejected), for preference tuning."""
+
+    prompt: str
+    chosen: str
+    rejected: str
+    document_id: str
+    author_id: str
+
+
+class EvaluationResult(BaseModel):
+    """One metric of one model on one author's held-out split."""
+
+    model_version: str
+    author_key: str
+    metric: str
+    value: float
+    higher_is_better: bool = True

@@ -1,0 +1,25 @@
+"""Model versions through the graph: a model asset outputs a `ModelVersion`; this IO manager stores its
+version id beside the registry and hands the version itself to the assets downstream. So an export or a
+fine-tune receives exactly the version its upstream run produced, and Dagster's lineage is the model's."""
+
+import dagster as dg
+
+from twin_resources.domain.models import ModelVersion, RegistryError
+from twin_resources.model_registry import ModelRegistry
+
+
+class ModelVersionIOManager(dg.ConfigurableIOManager):
+    model_registry: dg.ResourceDependency[ModelRegistry]
+
+    def handle_output(self, context: dg.OutputContext, obj: ModelVersion) -> None:
+        if not isinstance(obj, ModelVersion):
+            raise TypeError(f"{context.asset_key.to_user_string()} must output a ModelVersion, not {type(obj).__name__}")
+        partition = context.partition_key if context.has_partition_key else None
+        self.model_registry.registry.record_output(context.asset_key.to_python_identifier(), partition, obj.version)
+
+    def load_input(self, context: dg.InputContext) -> ModelVersion:
+        partition = context.asset_partition_key if context.has_asset_partitions else None
+        try:
+            return self.model_registry.registry.output_of(context.asset_key.to_python_identifier(), partition)
+        except RegistryError as error:
+            raise dg.Failure(f"{error}: materialize {context.asset_key.to_user_string()} first") from None
