@@ -12,6 +12,8 @@ BAD_PAGES = ["/status/404", "/status/500", "/report.pdf", "/empty", "/drafts/sec
 
 
 def crawl(warehouse, http, instance, key="ada-quill", recrawl=False):
+    if not instance.has_dynamic_partition("authors", key):  # what the sensor and `twin crawl` do
+        instance.add_dynamic_partitions("authors", [key])
     return dg.materialize(
         [raw_documents], partition_key=key, instance=instance, raise_on_error=False,
         resources={"warehouse": warehouse, "http": http, "progress": ProgressReporter()},
@@ -45,7 +47,11 @@ def test_crawling_stores_each_category_and_fails_bad_links_without_stopping(ware
     assert metadata(result, Category.ARTICLES)["new"] == 3
     assert metadata(result, Category.ARTICLES)["failed_links"] == len(BAD_PAGES)
     assert "| Evals first |" in metadata(result, Category.ARTICLES)["preview"]
-    assert all(checks(result).values()) and len(checks(result)) == 9
+    assert len(checks(result)) == 12
+    assert all(passed for (_, name), passed in checks(result).items() if name != "links_crawled")
+    # failed links are a warning on the assets they would have filled, not a green run that hides them
+    assert checks(result)[("raw_articles", "links_crawled")] is False
+    assert checks(result)[("raw_repositories", "links_crawled")] is True
 
 
 def test_crawling_again_changes_nothing(warehouse, http, site, instance, git_repository):
@@ -108,12 +114,26 @@ def test_the_sensor_requests_a_crawl_for_authors_with_new_links(warehouse, insta
     assert [r.partition_key for r in evaluate(first.cursor).run_requests] == ["bo-li"]
 
 
+def job_assets(repository, name: str) -> set[str]:
+    return {key.to_user_string() for key in repository.get_job(name).asset_layer.executable_asset_keys}
+
+
 def test_the_definitions_hold_the_assets_checks_jobs_and_sensor(twin_home):
-    defs = build_definitions()
+    defs = build_definitions(gpu=False)
     repository = defs.get_repository_def()
     assert {key.to_user_string() for key in repository.asset_graph.get_all_asset_keys()} == {
         "raw_articles", "raw_posts", "raw_repositories", "cleaned_documents", "embedded_chunks", "base_model",
-        "gguf_model", "exl2_model", "reranker_model"}
-    assert len(repository.asset_graph.asset_check_keys) == 9 + 2 + 5 + 1
-    assert {job.name for job in repository.get_all_jobs()} >= {"main_job", "collection_job", "features_job"}
+        "served_model", "gguf_model", "exl2_model", "reranker_model"}
+    assert len(repository.asset_graph.asset_check_keys) == 12 + 2 + 5 + 1
+    assert all(repository.asset_graph.get_check_spec(key).description for key in repository.asset_graph.asset_check_keys)
+    assert {job.name for job in repository.get_all_jobs()} >= {"main_job", "collection_job", "features_job",
+                                                                "models_job", "reranker_job"}
+    per_author = {"raw_articles", "raw_posts", "raw_repositories", "cleaned_documents", "embedded_chunks"}
+    model_wide = {"base_model", "served_model", "gguf_model"}
+    # jobs by scope: an author's runs never retrain what all authors share; no CPU job holds a GPU-only asset
+    assert job_assets(repository, "collection_job") | job_assets(repository, "features_job") == per_author
+    assert job_assets(repository, "models_job") == model_wide
+    assert job_assets(repository, "main_job") == per_author | model_wide
+    with_gpu = build_definitions(gpu=True).get_repository_def()
+    assert "exl2_model" in job_assets(with_gpu, "models_job") and "exl2_model" in job_assets(with_gpu, "main_job")
     assert sorted(sensor.name for sensor in repository.sensor_defs) == ["features_automation", "new_links_sensor"]

@@ -1,5 +1,6 @@
 import csv
 import io
+import subprocess
 import zipfile
 
 import pytest
@@ -9,8 +10,8 @@ from twin_assets.collection.crawlers import CrawlerDispatcher, CrawlError
 from twin_assets.collection.crawlers.git import GitCrawler
 from twin_assets.collection.crawlers.linkedin_export import LinkedInExportCrawler
 from twin_assets.collection.crawlers.web import WebCrawler, sniff_platform
-from twin_resources.domain.documents import Category, UserDocument
-from twin_resources.links import LinkKind, classify_link
+from twin_resources.domain.documents import Category, UserDocument, normalize_link
+from twin_resources.links import LinkKind, classify_link, register_links
 
 AUTHOR = UserDocument.from_full_name("Ada Quill")
 
@@ -116,6 +117,25 @@ def test_the_dispatcher_picks_a_crawler_from_the_link(tmp_path, git_repository, 
     assert classify_link(str(git_repository)) == LinkKind.GIT_REPOSITORY
     assert classify_link(str(tmp_path / "export.zip")) == LinkKind.LINKEDIN_EXPORT
     assert isinstance(CrawlerDispatcher(http).crawler_for(str(git_repository)), GitCrawler)
+
+
+def test_any_repository_git_can_clone_is_accepted_and_crawled(tmp_path, git_repository, http, warehouse):
+    """A bare repository whose name does not end in .git, a symlink to it, and a file:// link to either."""
+    bare = tmp_path / "ada-tools-bare"
+    subprocess.run(["git", "clone", "-q", "--bare", str(git_repository), str(bare)], check=True)
+    alias = tmp_path / "tools-link"
+    alias.symlink_to(bare)
+    not_a_repository = tmp_path / "plain-folder"
+    not_a_repository.mkdir()
+    for link in (str(bare), f"file://{bare}", str(alias), f"file://{alias}"):
+        assert classify_link(normalize_link(link)) == LinkKind.GIT_REPOSITORY, link
+    with pytest.raises(ValueError, match="not a web link, a git repository"):
+        classify_link(str(not_a_repository))
+
+    registration = register_links(warehouse, "Ada Quill", [f"file://{alias}"])
+    [document] = CrawlerDispatcher(http).crawler_for(registration.added[0]).crawl(registration.added[0], AUTHOR)
+    assert document.category == Category.REPOSITORIES
+    assert "src/core.py" in {f.path for f in document.content.files}
 
 
 @pytest.mark.parametrize("link", ["ftp://ada.dev/x", "/no/such/file.zip", "/no/such/dir", "https://"])

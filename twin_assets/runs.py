@@ -45,11 +45,11 @@ def summarize_run(author: UserDocument, result: dg.ExecuteInProcessResult) -> st
         if "stored" in meta:
             parts.append(f"{name} {meta['stored']} ({meta['new']} new, {meta['updated']} updated)")
             failed += meta.get("failed_links", 0)
+        elif "promoted_now" in meta:
+            parts.append(f"{name} {meta['version'][:12]}" + (" (promoted now)" if meta["promoted_now"] else ""))
         elif "version" in meta:
             parts.append(f"{name} {meta['version'][:12]}")
         elif exports := {k.removesuffix("_version"): v for k, v in meta.items() if k.endswith("_version")}:
             parts.append(f"{name} " + ", ".join(f"{kind} {version[:12]}" for kind, version in exports.items()))
-        elif meta.get("skipped"):
-            parts.append(f"{name} skipped")
     line = f"{author.full_name}: " + "; ".join(parts)
     return line + (f"; {failed} links failed (see: twin links list)" if failed else "")

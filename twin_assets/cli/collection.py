@@ -52,7 +52,7 @@ def links_list(author_name: str | None):
         reason = f"  ({record.last_error})" if record.last_error else ""
         click.echo(f"{names.get(record.author_id, '?'):<20} {record.status:<8} {record.attempts:>5}  {record.url}{reason}")
     click.echo("status: pending = not crawled yet, crawled = stored, failed = retried on the next crawl "
-               "(up to 5 tries)")
+               "(up to 5 tries)", err=True)
 
 
 def _authors_to_crawl(warehouse, author_name: str | None) -> list:

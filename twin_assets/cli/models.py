@@ -68,7 +68,7 @@ def models_list(as_json: bool):
                    f"{e.created_at:%Y-%m-%d %H:%M}  {parents:<12}  {','.join(channels_of[e.version]) or '-':<16}  "
                    f"{e.name}")
     click.echo("* = promoted in the default channel; from: the versions it was made from; promoted for: the "
-               "twins it answers as (an author's key, or default: everyone without a twin of their own)")
+               "twins it answers as (an author's key, or default: everyone without a twin of their own)", err=True)
 
 
 @models.command("promote")

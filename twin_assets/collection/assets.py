@@ -5,13 +5,15 @@ import time
 import dagster as dg
 from pydantic import Field
 
-from twin_assets.collection.checks import CHECK_NAMES, check_raw_documents
+from twin_assets.checks import check_results, check_specs
+from twin_assets.collection.checks import RAW_CHECKS, check_raw_documents, failed_links_outcome
 from twin_assets.collection.crawl import CrawlReport, crawl_links, links_to_crawl
 from twin_assets.collection.crawlers import CrawlerDispatcher
 from twin_assets.metadata import markdown_table
 from twin_assets.partitions import authors
 from twin_resources import HttpClient, ProgressReporter, Warehouse
 from twin_resources.domain.documents import Category
+from twin_resources.domain.features import content_version
 from twin_resources.warehouse import WarehouseError
 
 RAW_ASSETS = {category: dg.AssetKey(f"raw_{category.value}") for category in Category}
@@ -51,7 +53,7 @@ def _category_metadata(report: CrawlReport, category: Category, stored_total: in
     specs=[dg.AssetSpec(key, description=_DESCRIPTIONS[category], group_name="collection",
                         kinds={"mongodb"}, tags={"stage": "collection"})
            for category, key in RAW_ASSETS.items()],
-    check_specs=[dg.AssetCheckSpec(name, asset=key) for key in RAW_ASSETS.values() for name in CHECK_NAMES],
+    check_specs=[spec for key in RAW_ASSETS.values() for spec in check_specs(RAW_CHECKS, key)],
     partitions_def=authors,
 )
 def raw_documents(context: dg.AssetExecutionContext, config: CrawlConfig, warehouse: Warehouse,
@@ -80,9 +82,10 @@ def raw_documents(context: dg.AssetExecutionContext, config: CrawlConfig, wareho
     seconds = time.perf_counter() - started
 
     for category, key in RAW_ASSETS.items():
-        stored_total = warehouse.count(category.value, {"author_id": author.id})
-        yield dg.MaterializeResult(asset_key=key, metadata=_category_metadata(report, category, stored_total, seconds))
-        for outcome in check_raw_documents(warehouse, category, author):
-            yield dg.AssetCheckResult(asset_key=key, check_name=outcome.name, passed=outcome.passed,
-                                      description=outcome.description,
-                                      metadata={"offenders": dg.MetadataValue.json(outcome.offenders[:50])})
+        hashes = [(r["_id"], r["content_hash"]) for r in
+                  warehouse.records(category.value, {"author_id": author.id}, {"content_hash": 1})]
+        yield dg.MaterializeResult(asset_key=key, metadata=_category_metadata(report, category, len(hashes), seconds),
+                                   data_version=dg.DataVersion(content_version(hashes)))
+        outcomes = [*check_raw_documents(warehouse, category, author),
+                    failed_links_outcome(report.failures_for(category))]
+        yield from check_results(RAW_CHECKS, outcomes, key)

@@ -1,20 +1,27 @@
 """Quality checks over the raw documents of one author and category."""
 
 from collections import Counter
-from dataclasses import dataclass, field
 
+import dagster as dg
+
+from twin_assets.checks import Check, CheckOutcome
 from twin_resources.domain.documents import Category, UserDocument
 from twin_resources.warehouse import Warehouse
 
-CHECK_NAMES = ("content_not_empty", "links_unique", "authors_exist")
+RAW_CHECKS = (
+    Check("content_not_empty", "Every stored document of this author and category has text."),
+    Check("links_unique", "No link is stored twice for this category."),
+    Check("authors_exist", "Every document's author exists in the users collection."),
+    Check("links_crawled", "Every link crawled in this run succeeded; a failed one is retried on the next crawl.",
+          dg.AssetCheckSeverity.WARN),
+)
 
 
-@dataclass
-class CheckOutcome:
-    name: str
-    passed: bool
-    description: str
-    offenders: list[str] = field(default_factory=list)
+def failed_links_outcome(failures: list[tuple]) -> CheckOutcome:
+    offenders = [f"{link.url}: {error}" for link, error in failures]
+    return CheckOutcome("links_crawled", not failures,
+                        f"{len(failures)} links failed (see: twin links list)" if failures else "every link crawled",
+                        offenders)
 
 
 def check_raw_documents(warehouse: Warehouse, category: Category, author: UserDocument) -> list[CheckOutcome]:

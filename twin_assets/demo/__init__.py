@@ -4,6 +4,7 @@ with the project (original articles and posts, a LinkedIn export and a small git
 import os
 import shutil
 import subprocess
+import time
 import zipfile
 from pathlib import Path
 
@@ -40,15 +41,29 @@ def build_linkedin_export(shares_csv: Path, target: Path) -> Path:
     return target
 
 
+def _serve_demo_site(port: int, patience_s: float = 30.0) -> LocalSite | None:
+    """The demo site on its fixed port (its links include it). The listener reuses addresses already; a
+    socket that is not listening (another program's outgoing connection, where the machine's ephemeral
+    ports include this one) can still hold the port for a few seconds, so we wait that out, saying so."""
+    deadline = time.monotonic() + patience_s
+    while True:
+        try:
+            return LocalSite(demo_pages(), port=port)
+        except OSError as error:
+            if time.monotonic() > deadline:
+                print(f"cannot serve the demo site on 127.0.0.1:{port} ({error}); choose another with --port")
+                return None
+            print(f"127.0.0.1:{port} is busy ({error.strerror}); waiting for it to be free ...", flush=True)
+            time.sleep(2)
+
+
 def run_demo(port: int) -> bool:
     """Serve the demo site, register the demo author's links and run the main job; True on success."""
     workdir = twin_home() / "demo"
     repository = build_git_repository(CORPUS / "repo", workdir / "tinyevals")
     export = build_linkedin_export(CORPUS / "linkedin" / "Shares.csv", workdir / "linkedin-export.zip")
-    try:
-        site = LocalSite(demo_pages(), port=port)
-    except OSError as error:
-        print(f"cannot serve the demo site on 127.0.0.1:{port} ({error}); choose another with --port")
+    site = _serve_demo_site(port)
+    if site is None:
         return False
     with site:
         urls = [site.url(path) for path in sorted(site.server.pages)] + [str(repository), str(export)]

@@ -2,11 +2,18 @@
 
 import dagster as dg
 
+from twin_assets.checks import check_results, check_specs
 from twin_assets.collection.assets import RAW_ASSETS
-from twin_assets.collection.checks import CheckOutcome
 from twin_assets.features.checks import CHUNK_CHECKS, CLEANED_CHECKS, check_chunks, check_cleaned
 from twin_assets.features.chunking import Chunker, ChunkingConfig
-from twin_assets.features.pipeline import StepReport, sync_cleaned_documents, sync_embedded_chunks
+from twin_assets.features.pipeline import (
+    StepReport,
+    chunk_collection,
+    cleaned_collection,
+    stored_content_version,
+    sync_cleaned_documents,
+    sync_embedded_chunks,
+)
 from twin_assets.metadata import markdown_table
 from twin_assets.partitions import authors
 from twin_resources import ProgressReporter, Warehouse
@@ -34,23 +41,18 @@ def _metadata(report: StepReport, noun: str) -> dict:
         "removed": report.total("removed"), "unchanged": report.total("unchanged"),
         "per_category": dg.MetadataValue.md(markdown_table(
             ["category", noun, "added", "updated", "removed", "unchanged"], rows)),
-        "seconds": dg.MetadataValue.md(markdown_table(
-            ["stage", "seconds"], [[stage, f"{s:.2f}"] for stage, s in report.seconds.items()])),
     }
     metadata.update({f"{c.value}_{noun}": report.stored[c] for c in Category})
+    if not report.changed:  # the last real run's timings stay the ones shown
+        metadata["nothing_to_do"] = dg.MetadataValue.text(f"every {noun[:-1]} was up to date")
+    else:
+        metadata["seconds"] = dg.MetadataValue.md(markdown_table(
+            ["stage", "seconds"], [[stage, f"{s:.2f}"] for stage, s in report.seconds.items()]))
+        metadata.update({f"{stage}_seconds": dg.MetadataValue.float(round(s, 3)) for stage, s in report.seconds.items()})
     return metadata
 
 
-def _check_results(outcomes: list[CheckOutcome]) -> list[dg.AssetCheckResult]:
-    return [dg.AssetCheckResult(check_name=o.name, passed=o.passed, description=o.description,
-                                severity=dg.AssetCheckSeverity.WARN if o.name == "documents_not_empty"
-                                else dg.AssetCheckSeverity.ERROR,
-                                metadata={"offenders": dg.MetadataValue.json(o.offenders[:50])})
-            for o in outcomes]
-
-
-@dg.asset(deps=list(RAW_ASSETS.values()), check_specs=[dg.AssetCheckSpec(n, asset="cleaned_documents")
-                                                       for n in CLEANED_CHECKS], **FEATURES)
+@dg.asset(deps=list(RAW_ASSETS.values()), check_specs=check_specs(CLEANED_CHECKS, "cleaned_documents"), **FEATURES)
 def cleaned_documents(context: dg.AssetExecutionContext, warehouse: Warehouse,
                       vector_store: VectorStore) -> dg.MaterializeResult:
     """The author's documents without markup, chrome or decorative Unicode; code kept as code.
@@ -59,13 +61,14 @@ def cleaned_documents(context: dg.AssetExecutionContext, warehouse: Warehouse,
     with vector_store.write() as client:
         report = sync_cleaned_documents(warehouse, client, author, context.log.warning)
         outcomes = check_cleaned(client, report, author)
+        version = stored_content_version(client, cleaned_collection, author)
     context.log.info(f"{author.full_name}: {report.total('stored')} cleaned documents "
                      f"({report.total('added')} new, {report.total('updated')} updated, {report.total('removed')} removed)")
-    return dg.MaterializeResult(metadata=_metadata(report, "documents"), check_results=_check_results(outcomes))
+    return dg.MaterializeResult(metadata=_metadata(report, "documents"), data_version=dg.DataVersion(version),
+                                check_results=check_results(CLEANED_CHECKS, outcomes))
 
 
-@dg.asset(deps=[cleaned_documents], check_specs=[dg.AssetCheckSpec(n, asset="embedded_chunks")
-                                                 for n in CHUNK_CHECKS], **FEATURES)
+@dg.asset(deps=[cleaned_documents], check_specs=check_specs(CHUNK_CHECKS, "embedded_chunks"), **FEATURES)
 def embedded_chunks(context: dg.AssetExecutionContext, config: ChunkingConfig, warehouse: Warehouse,
                     vector_store: VectorStore, embedder: Embedder,
                     progress: dg.ResourceParam[ProgressReporter]) -> dg.MaterializeResult:
@@ -76,14 +79,14 @@ def embedded_chunks(context: dg.AssetExecutionContext, config: ChunkingConfig, w
     with vector_store.write() as client:
         report = sync_embedded_chunks(client, embedder, chunker, author, context.log.info, progress)
         outcomes = check_chunks(client, embedder, report, author)
+        version = stored_content_version(client, chunk_collection, author)
     context.log.info(f"{author.full_name}: {report.total('stored')} chunks ({report.total('added')} new, "
                      f"{report.total('updated')} re-embedded, {report.total('removed')} removed, "
                      f"{report.total('unchanged')} unchanged)")
-    metadata = _metadata(report, "chunks")
+    metadata = {**_metadata(report, "chunks"), "embedding_model": embedder.version,
+                "tokens_embedded": report.tokens_embedded}
     embed_seconds = report.seconds.get("embed", 0.0)
-    metadata.update({
-        "embedding_model": embedder.version, "tokens_embedded": report.tokens_embedded,
-        "tokens_per_second": dg.MetadataValue.float(round(report.tokens_embedded / embed_seconds, 1)
-                                                    if embed_seconds else 0.0),
-    })
-    return dg.MaterializeResult(metadata=metadata, check_results=_check_results(outcomes))
+    if report.tokens_embedded and embed_seconds:
+        metadata["tokens_per_second"] = dg.MetadataValue.float(round(report.tokens_embedded / embed_seconds, 1))
+    return dg.MaterializeResult(metadata=metadata, data_version=dg.DataVersion(version),
+                                check_results=check_results(CHUNK_CHECKS, outcomes))

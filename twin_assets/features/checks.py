@@ -1,16 +1,29 @@
 """Quality checks over one author's feature store, run right after each step writes it."""
 
+import dagster as dg
 from qdrant_client import QdrantClient
 
-from twin_assets.collection.checks import CheckOutcome
+from twin_assets.checks import Check, CheckOutcome
 from twin_assets.features.pipeline import StepReport, chunk_collection, cleaned_collection
 from twin_resources.domain.documents import Category, UserDocument
 from twin_resources.embedding import Embedder
 from twin_resources.vector_store import field_filter, scroll_all
 
-CLEANED_CHECKS = ("documents_not_empty", "counts_match_metadata")
-CHUNK_CHECKS = ("chunks_within_token_limit", "no_empty_chunks", "vector_dimension_matches",
-                "chunk_documents_exist", "counts_match_metadata")
+COUNTS_MATCH = Check("counts_match_metadata", "The store holds exactly as many points per category as the "
+                     "metadata reports and this run's counts add up to.")
+CLEANED_CHECKS = (
+    Check("documents_not_empty", "Every raw document still has text after cleaning; an empty one is skipped.",
+          dg.AssetCheckSeverity.WARN),
+    COUNTS_MATCH,
+)
+CHUNK_CHECKS = (
+    Check("chunks_within_token_limit", "Every chunk, re-tokenized from its stored text, fits the embedding "
+          "model's token limit (nothing is cut off silently)."),
+    Check("no_empty_chunks", "No chunk is empty or whitespace."),
+    Check("vector_dimension_matches", "Every vector has the embedding model's dimension."),
+    Check("chunk_documents_exist", "Every chunk's cleaned document still exists."),
+    COUNTS_MATCH,
+)
 
 
 def _counts_match(client: QdrantClient, report: StepReport, name_of, author: UserDocument) -> CheckOutcome:

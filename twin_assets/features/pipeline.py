@@ -14,7 +14,7 @@ from qdrant_client import QdrantClient, models
 from twin_assets.features.chunking import Chunker
 from twin_assets.features.cleaned import CLEANER_VERSION, clean_document
 from twin_resources.domain.documents import Category, UserDocument
-from twin_resources.domain.features import Chunk, CleanedDocument, chunk_id, text_hash
+from twin_resources.domain.features import Chunk, CleanedDocument, chunk_id, content_version, text_hash
 from twin_resources.embedding import Embedder
 from twin_resources.feature_store import chunk_collection, cleaned_collection
 from twin_resources.progress import ProgressReporter
@@ -47,6 +47,9 @@ class StepReport:
     def total(self, name: str) -> int:
         return sum(getattr(self, name).values())
 
+    @property
+    def changed(self) -> bool:
+        return bool(self.total("added") or self.total("updated") or self.total("removed"))
 
     @contextmanager
     def timed(self, stage: str):
@@ -55,6 +58,17 @@ class StepReport:
             yield
         finally:
             self.seconds[stage] += time.perf_counter() - start
+
+
+def stored_content_version(client: QdrantClient, collection: Callable[[Category], str], author: UserDocument) -> str:
+    """The author's points of one kind as a data version: it changes only when some content does."""
+    pairs = []
+    for category in Category:
+        if client.collection_exists(collection(category)):
+            pairs += [(str(r.id), r.payload.get("content_hash", "") + r.payload.get("features_version", ""))
+                      for r in scroll_all(client, collection(category), field_filter(author_id=author.id),
+                                          payload=["content_hash", "features_version"])]
+    return content_version(pairs)
 
 
 def _point(id_: str, payload: dict, vector: list[float] | None = None) -> models.PointStruct:
