@@ -12,7 +12,6 @@ traces of the measured window).
 
 import argparse
 import json
-import os
 import statistics
 import sys
 import threading
@@ -147,7 +146,7 @@ def report(name: str, load: Load, elapsed: float, split: dict) -> dict:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--home", default=os.environ.get("TWIN_HOME", str(twin_home())))
+    parser.add_argument("--home", default=str(twin_home()))
     parser.add_argument("--clients", type=int, default=16)
     parser.add_argument("--seconds", type=float, default=20)
     parser.add_argument("--max-tokens", type=int, default=32)

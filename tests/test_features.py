@@ -226,6 +226,33 @@ def test_assets_write_metadata_and_pass_their_checks(warehouse, store, embedder,
     assert len(checks) == 7 and all(check.passed for check in checks)
     [_, chunks] = [e.step_materialization_data.materialization.metadata for e in result.get_asset_materialization_events()]
     assert chunks["stored"].value == chunks["new"].value > 0 and chunks["articles_chunks"].value == chunks["stored"].value
+    assert chunks["tokens_per_second"].value > 0 and "nothing_to_do" not in chunks
+
+
+def data_versions(result) -> dict[str, str]:
+    return {e.asset_key.path[-1]: e.step_materialization_data.materialization.tags["dagster/data_version"]
+            for e in result.get_asset_materialization_events()}
+
+
+def test_a_run_that_changes_nothing_keeps_the_data_versions_and_says_so(warehouse, store, embedder, author,
+                                                                         demo_articles, instance):
+    instance.add_dynamic_partitions("authors", [author.key])
+    resources = {"warehouse": warehouse, "vector_store": store, "embedder": embedder, "progress": ProgressReporter()}
+    first = dg.materialize([cleaned_documents, embedded_chunks], partition_key=author.key, instance=instance,
+                           resources=resources)
+    again = dg.materialize([cleaned_documents, embedded_chunks], partition_key=author.key, instance=instance,
+                           resources=resources)
+    assert data_versions(again) == data_versions(first)  # nothing downstream is marked stale
+    [_, chunks] = [e.step_materialization_data.materialization.metadata for e in again.get_asset_materialization_events()]
+    assert "nothing_to_do" in chunks and "tokens_per_second" not in chunks and "seconds" not in chunks
+
+    changed = demo_articles[0].model_copy(deep=True)
+    changed.content.body += "\n\nA new closing paragraph about evaluation budgets."
+    changed.content_hash = "changed"
+    warehouse.upsert_document(changed)
+    edited = dg.materialize([cleaned_documents, embedded_chunks], partition_key=author.key, instance=instance,
+                            resources=resources)
+    assert all(data_versions(edited)[key] != version for key, version in data_versions(first).items())
 
 
 def test_new_raw_documents_trigger_the_features_automatically(warehouse, store, embedder, author, instance):

@@ -136,4 +136,5 @@ def test_twin_retrieve_prints_json_passages(store, twin_home):
     assert {p["author"] for p in passages} == {"Bo Li"}
     unknown = subprocess.run([sys.executable, "-m", "twin_assets.cli", "retrieve", "evals", "--author", "Nobody"],
                              capture_output=True, text=True, env=environment)
-    assert unknown.returncode == 0 and "no passages: no author named 'Nobody'" in unknown.stdout
+    # found nothing to do its job with: a non-zero exit with the reason, as every command does
+    assert unknown.returncode == 1 and "no passages: no author named 'Nobody'" in unknown.stderr

@@ -341,6 +341,9 @@ def test_with_a_key_and_opik_every_request_is_authorized_traced_to_opik_and_sigt
         while server.group() and time.monotonic() < deadline:
             time.sleep(0.2)
         assert not server.group(), "worker processes outlived the server"
+        log = server.log.read_text()
+        assert "twin: ready on http://127.0.0.1:" in log and "trained here from scratch" in log
+        assert log.rstrip().endswith("twin: stopped") and "Traceback" not in log, log[-3000:]
     finally:
         server.stop()
         receiver.shutdown()

@@ -11,6 +11,7 @@ import dagster as dg
 
 from twin_assets import collection, features, models, retrieval
 from twin_resources.configured import resources_from_env
+from twin_resources.model_io import ModelVersionIOManager
 from twin_resources.settings import load_settings
 
 GPU_ASSETS = dg.AssetSelection.tag("compute", models.GPU_ONLY["compute"])
@@ -18,8 +19,12 @@ RERANKER = dg.AssetSelection.assets(retrieval.reranker_model)
 
 
 def build_definitions(resources: dict | None = None, gpu: bool | None = None) -> dg.Definitions:
-    """The graph with `resources` (default: configured from the settings)."""
+    """The graph with `resources` (default: configured from the settings). The model IO manager follows the
+    registry given, unless one is given too."""
     gpu = load_settings().gpu_assets if gpu is None else gpu
+    resources = resources if resources is not None else resources_from_env()
+    if "model_io" not in resources and "model_registry" in resources:
+        resources = {**resources, "model_io": ModelVersionIOManager(model_registry=resources["model_registry"])}
     unavailable = dg.AssetSelection.all() - GPU_ASSETS if not gpu else dg.AssetSelection.all()
     model_wide = dg.AssetSelection.groups("models") & unavailable
     jobs = [
@@ -36,7 +41,7 @@ def build_definitions(resources: dict | None = None, gpu: bool | None = None) ->
         features.defs,
         models.defs,
         retrieval.defs,
-        dg.Definitions(jobs=jobs, resources=resources if resources is not None else resources_from_env()),
+        dg.Definitions(jobs=jobs, resources=resources),
     )
 
 

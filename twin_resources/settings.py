@@ -135,24 +135,30 @@ class SettingsError(ValueError):
 
 
 def load_settings() -> TwinSettings:
-    """The settings as the environment gives them now; `SettingsError` names a bad variable."""
+    """The settings as the environment gives them now; `SettingsError` names every bad variable."""
     from pydantic import ValidationError
 
+    problems = []
     try:
-        return TwinSettings()
+        serve = ServeSettings()
     except ValidationError as error:
-        problems = "; ".join(f"{_variable(e['loc'])}: {e['msg']}" for e in error.errors())
-        raise SettingsError(problems) from None
+        problems += [f"{variable(ServeSettings, e['loc'])}: {e['msg']}" for e in error.errors()]
+        serve = ServeSettings.model_construct()  # so the other settings are checked too
+    try:
+        settings = TwinSettings(serve=serve)
+    except ValidationError as error:
+        problems += [f"{variable(TwinSettings, e['loc'])}: {e['msg']}" for e in error.errors()]
+    if problems:
+        raise SettingsError("; ".join(problems))
+    return settings
 
 
-def _variable(location: tuple) -> str:
-    names = [str(part) for part in location if part != "serve"]
-    if not names:
-        return "settings"
-    field = names[0]
-    model = ServeSettings if "serve" in location else TwinSettings
-    info = model.model_fields.get(field)
-    alias = info.validation_alias if info else None
+def variable(model: type[BaseSettings], location: tuple) -> str:
+    """The environment variable behind a field of `model` (the first part of a validation error's `loc`)."""
+    if not location or location[0] not in model.model_fields:
+        return "settings"  # a check across fields: its message names the variables
+    field = str(location[0])
+    alias = model.model_fields[field].validation_alias
     if isinstance(alias, AliasChoices):
         return str(alias.choices[0])
     return (model.model_config.get("env_prefix") or "").upper() + field.upper()
@@ -165,14 +171,14 @@ def describe(settings: TwinSettings) -> list[tuple[str, str, str, str]]:
         for name, info in model.model_fields.items():
             if name == "serve":
                 continue
-            variable = _variable((name,) if model is TwinSettings else ("serve", name))
+            name_in_env = variable(model, (name,))
             value = getattr(values, name)
             if name == "home":
                 value = settings.twin_home
             if isinstance(value, SecretStr):
                 value = "********" if value.get_secret_value() else ""
-            source = "set" if variable in os.environ else "default"
-            rows.append((variable, str(value), source, info.description or ""))
+            source = "set" if name_in_env in os.environ else "default"
+            rows.append((name_in_env, str(value), source, info.description or ""))
     return rows
 
 

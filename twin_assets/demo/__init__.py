@@ -12,7 +12,7 @@ from twin_assets.demo.site import CORPUS, LocalSite, demo_pages
 from twin_assets.runs import run_job_for_authors
 from twin_resources.configured import warehouse_from_env
 from twin_resources.links import register_links
-from twin_resources.settings import twin_home
+from twin_resources.settings import load_settings, twin_home
 
 DEMO_AUTHOR = "Mara Lindqvist"
 _FIXED_COMMIT_ENV = {"GIT_AUTHOR_NAME": DEMO_AUTHOR, "GIT_AUTHOR_EMAIL": "mara@example.org",
@@ -91,7 +91,7 @@ def ask_the_server(question: str) -> bool:
     print("starting twin serve and asking it one question ...", flush=True)
     try:
         with ServerProcess(log=twin_home() / "demo" / "serve.log") as server:
-            client = openai.OpenAI(base_url=f"{server.url}/v1", api_key=os.environ.get("TWIN_API_KEY") or "none")
+            client = openai.OpenAI(base_url=f"{server.url}/v1", api_key=load_settings().serve.api_key.get_secret_value() or "none")
             stream = client.chat.completions.create(model="twin", stream=True,
                                                     messages=[{"role": "user", "content": question}])
             print(f"> {question}\n", flush=True)
