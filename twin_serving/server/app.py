@@ -1,5 +1,6 @@
 """`twin serve`: one LitServe server for the model API, the web page and the operator's endpoints."""
 
+import os
 import signal
 
 import litserve as ls
@@ -34,9 +35,19 @@ def build_server(settings: ServeSettings) -> ls.LitServer:
 def serve(settings: ServeSettings) -> None:
     """Serve until SIGINT or SIGTERM; either stops every worker process, not only this one."""
     # LitServe shuts its workers down on KeyboardInterrupt; a plain SIGTERM would orphan them. SIGINT is
-    # restored too: a shell starts background jobs with it ignored.
-    for stop in (signal.SIGTERM, signal.SIGINT):
-        signal.signal(stop, signal.default_int_handler)
+    # restored too: a shell starts background jobs with it ignored. The worker processes inherit this
+    # handler: there a signal (LitServe's own terminate, or the one uvicorn re-raises after its graceful
+    # shutdown) ends the process quietly instead of printing a KeyboardInterrupt traceback.
+    main_process = os.getpid()
+
+    def stop(signum, frame):
+        if os.getpid() == main_process:
+            raise KeyboardInterrupt
+        signal.signal(signum, signal.SIG_DFL)
+        os.kill(os.getpid(), signum)
+
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, stop)
     server = build_server(settings)
     server.run(host=settings.host, port=settings.port, num_api_servers=1, generate_client_file=False,
                log_level="warning")
