@@ -382,6 +382,7 @@ def test_the_web_page_adds_a_link_collects_it_and_chats_with_sources(server, bro
         link = site.url("/blog/voice.html")
         browser.get(server.url + "/")
         wait.until(lambda d: "Ada Quill" in d.find_element(By.ID, "authors").text)
+        wait.until(lambda d: "trained here from scratch" in d.find_element(By.ID, "model-note").text)
         browser.find_element(By.ID, "author-name").send_keys("Cy Page")
         browser.find_element(By.ID, "link-url").send_keys(link)
         browser.find_element(By.ID, "add-link").click()
@@ -400,11 +401,13 @@ def test_the_web_page_adds_a_link_collects_it_and_chats_with_sources(server, bro
     wait.until(lambda d: d.find_elements(By.CSS_SELECTOR, "#sources li.source")
                or d.find_element(By.ID, "notice").text)  # an error shows there
     assert browser.find_element(By.ID, "notice").text == ""
-    wait.until(lambda d: d.find_element(By.ID, "answer").get_attribute("textContent")
-               and d.find_element(By.ID, "send").is_enabled())
+    wait.until(lambda d: d.find_element(By.ID, "send").is_enabled())  # the stream has ended
     sources = browser.find_elements(By.CSS_SELECTOR, "#sources li.source a")
     assert all(a.get_attribute("href").startswith("https://blog.example.com/") for a in sources)
-    assert browser.find_element(By.ID, "notice").text == ""
+    answer = browser.find_element(By.ID, "answer").get_attribute("textContent")
+    notice = browser.find_element(By.ID, "notice").text
+    # a random model may write nothing: the page then says so rather than show a blank answer
+    assert (answer and notice == "") or (not answer and "wrote nothing" in notice), (answer, notice)
     wait.until(lambda d: "Write a short post about chunking documents" in d.find_element(By.ID, "traces").text)
     browser.save_screenshot(str(tmp_path / "page.png"))
 
