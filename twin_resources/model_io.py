@@ -14,7 +14,8 @@ class ModelVersionIOManager(dg.ConfigurableIOManager):
     def handle_output(self, context: dg.OutputContext, obj: ModelVersion) -> None:
         if not isinstance(obj, ModelVersion):
             raise TypeError(f"{context.asset_key.to_user_string()} must output a ModelVersion, not {type(obj).__name__}")
-        partition = context.partition_key if context.has_partition_key else None
+        # the asset's own partition, not the run's: an unpartitioned model built in an author's run is everyone's
+        partition = context.asset_partition_key if context.has_asset_partitions else None
         self.model_registry.registry.record_output(context.asset_key.to_python_identifier(), partition, obj.version)
 
     def load_input(self, context: dg.InputContext) -> ModelVersion:

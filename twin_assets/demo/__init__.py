@@ -85,6 +85,7 @@ def ask_the_server(question: str) -> bool:
     """The main job's last step: `twin serve` starts on the fresh model and stores and answers, streaming,
     through the official OpenAI client."""
     import openai
+    import requests
 
     from twin_serving.server.process import ServerProcess
 
@@ -103,6 +104,9 @@ def ask_the_server(question: str) -> bool:
                     print(chunk.choices[0].delta.content, end="", flush=True)
             print("\n\nsources: " + "; ".join(f"[{s['number']}] {s['title']} ({s['link']})" for s in sources))
             print(f"(model {model[:12]}; the trace of this request: `twin traces`)")
+            note = requests.get(f"{server.url}/health", headers=server.headers, timeout=10).json().get("model_note")
+            if note:
+                print(f"(the served model is {note})")
     except (RuntimeError, openai.OpenAIError) as error:
         print(f"the server did not answer: {error}")
         return False

@@ -21,7 +21,10 @@ class LlamaCppBackend:
         except (ValueError, RuntimeError) as error:
             raise LLMError(f"cannot load GGUF file {path}: {error}") from None
         self.model = model or str(path)
-        self.context_window = self.llama.n_ctx()
+        # The model's own training context bounds what it can read, whatever context llama.cpp allocates.
+        architecture = self.llama.metadata.get("general.architecture", "")
+        trained = int(self.llama.metadata.get(f"{architecture}.context_length", 0) or 0)
+        self.context_window = min(self.llama.n_ctx(), trained) if trained else self.llama.n_ctx()
 
     def count_tokens(self, text: str) -> int:
         return len(self.llama.tokenize(text.encode(), add_bos=False, special=True))
