@@ -1,3 +1,5 @@
+import time
+
 import pytest
 
 from twin_resources.http import FetchError, HttpClient
@@ -61,3 +63,22 @@ def test_requests_to_one_host_are_spaced_by_the_rate_limit(site):
     # request also opens the connection, so single gaps jitter; the whole span cannot shrink.
     assert len(starts) == 4
     assert min(gaps) >= 0.1 and starts[-1] - starts[0] >= 0.55
+
+
+@pytest.mark.parametrize("robots", [False, True], ids=["page", "robots.txt"])
+def test_a_body_that_trickles_in_is_cut_off_at_the_fetch_deadline(site, robots):
+    """A byte every 0.2 s never trips the socket timeout; the deadline over the whole fetch does."""
+    site.server.trickle_robots = robots
+    client = HttpClient(min_interval_s=0, retries=0, timeout_s=5, deadline_s=1.0)
+    started = time.monotonic()
+    with pytest.raises(FetchError, match=r"took longer than 1s in all"):
+        client.fetch_html(site.url("/blog/voice.html" if robots else "/trickle"))
+    assert time.monotonic() - started < 3
+
+
+def test_a_retry_after_beyond_the_cap_fails_now_and_is_left_for_a_later_crawl(site):
+    client = HttpClient(min_interval_s=0, retries=3, backoff_s=0.01, max_retry_after_s=5)
+    started = time.monotonic()
+    with pytest.raises(FetchError, match=r"asks to retry after 3600s \(we wait at most 5s\): retried in a later crawl"):
+        client.fetch_html(site.url("/retry-in-an-hour"))
+    assert time.monotonic() - started < 2 and site.server.hits["/retry-in-an-hour"] == 1

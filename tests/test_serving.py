@@ -143,12 +143,46 @@ def test_health_reports_the_model_and_the_stores(server, served_home):
     ("/v1/chat/completions", b'{"messages": [{"role": "assistant", "content": "hi"}]}', 422, "user's request"),
     ("/rag", b'{"query": "hello", "author": "Nobody Here"}', 422, "no author named 'Nobody Here'"),
     ("/rag", json.dumps({"query": "x" * 70000}).encode(), 413, "limit is 65536"),
+    # text no encoder can write: a lone surrogate, in any field a request carries
+    ("/v1/chat/completions", b'{"messages": [{"role": "user", "content": "hi \\ud800"}]}', 422, "lone surrogate"),
+    ("/v1/chat/completions", b'{"messages": [{"role": "user", "content": [{"type": "text", "text": "\\udfff"}]}]}',
+     422, "lone surrogate"),
+    ("/v1/chat/completions", b'{"messages": [{"role": "user", "content": "hi"}], "metadata": {"author": "\\ud800"}}',
+     422, "lone surrogate"),
+    ("/rag", b'{"query": "evals \\ud800"}', 422, "valid string"),
+    ("/rag", b'{"query": "evals", "author": "\\udc00"}', 422, "lone surrogate"),
+    # bytes that are not UTF-8 at all
+    ("/v1/chat/completions", b'{"messages": [{"role": "user", "content": "caf\xe9"}]}', 400, "not valid UTF-8"),
+    # sampling out of OpenAI's bounds is the client's error, not a 503 to retry
+    ("/v1/chat/completions", b'{"max_tokens": 0, "messages": [{"role": "user", "content": "hi"}]}', 422,
+     "max_tokens must be at least 1"),
+    ("/v1/chat/completions", b'{"max_completion_tokens": -5, "messages": [{"role": "user", "content": "hi"}]}', 422,
+     "max_tokens must be at least 1"),
+    ("/v1/chat/completions", b'{"temperature": 2.5, "messages": [{"role": "user", "content": "hi"}]}', 422,
+     "temperature must be between 0 and 2"),
+    ("/v1/chat/completions", b'{"top_p": 0, "messages": [{"role": "user", "content": "hi"}]}', 422, "top_p"),
+    ("/rag", b'{"query": "evals", "max_tokens": 0}', 422, "max_tokens"),
+    ("/v1/chat/completions", b'{"messages": [{"role": "user", "content": [{"type": "image_url", '
+     b'"image_url": {"url": "http://x/y.png"}}]}]}', 422, "not text"),
 ])
 def test_bad_requests_get_a_clear_json_error(server, path, body, status, says):
     response = requests.post(f"{server.url}{path}", data=body, timeout=30,
                              headers={"Content-Type": "application/json"})
     assert response.status_code == status
     assert says in response.json()["error"]["message"]
+
+
+@pytest.mark.parametrize(("method", "path", "status"), [("get", "/no/such/route", 404), ("get", "/rag", 405),
+                                                         ("delete", "/v1/chat/completions", 405)])
+def test_unknown_routes_and_methods_get_the_same_error_shape(server, method, path, status):
+    response = getattr(requests, method)(f"{server.url}{path}", timeout=10)
+    assert response.status_code == status and response.json()["error"]["code"] == status
+
+
+def test_content_as_a_list_of_text_parts_is_read_as_openai_sends_it(server):
+    response = client(server).chat.completions.create(model="twin", max_tokens=4, messages=[{"role": "user", "content": [
+        {"type": "text", "text": "A post about "}, {"type": "text", "text": "chunking documents"}]}])
+    assert response.model_extra["sources"] and response.usage.prompt_tokens > 0
 
 
 def test_a_chunked_body_over_the_limit_is_refused_too(server):
@@ -433,11 +467,14 @@ def test_a_batch_decodes_together_like_one_at_a_time_and_one_bad_request_fails_a
     try:
         singles = [list(engine.answer(request(p))) for p in prompts]
         alone = [texts(events) for events in singles]
-        steps = list(engine.answer_batch([request(p) for p in prompts] + [request("hello", author="Nobody Here")]))
+        # an unknown author, and text that breaks the tokenizer deep in retrieval: each fails alone
+        bad = [request("hello", author="Nobody Here"), request("evals \ud800 broken")]
+        steps = list(engine.answer_batch([request(p) for p in prompts] + bad))
     finally:
         engine.close()
-    assert [first["event"] for first in steps[0]] == ["start", "start", "start", "error"]
+    assert [first["event"] for first in steps[0]] == ["start", "start", "start", "error", "error"]
     assert steps[0][3]["status"] == 422 and "Nobody Here" in steps[0][3]["message"]
+    assert 400 <= steps[0][4]["status"] < 600 and all(step[4] is None for step in steps[1:])
     together = [texts(step[i] for step in steps[1:]) for i in range(3)]
     # the same text and the same number of generated tokens, whatever this machine's random model writes
     assert together == alone

@@ -22,6 +22,28 @@ class FetchError(RuntimeError):
     """A page could not be fetched; the message is the one-line reason stored on the link."""
 
 
+class RetryAfterTooLong(Exception):
+    """The server asked to wait longer than we wait within one crawl."""
+
+    def __init__(self, seconds: float):
+        super().__init__(seconds)
+        self.seconds = seconds
+
+
+class CappedRetry(Retry):
+    """urllib3's retry, honouring `Retry-After` only up to `max_retry_after_s`: a server asking for an hour
+    would otherwise stall every crawl behind it. Beyond the cap the fetch fails and the link is retried in a
+    later crawl."""
+
+    max_retry_after_s = 30.0
+
+    def sleep(self, response=None) -> None:
+        requested = self.get_retry_after(response) if response is not None else None
+        if requested is not None and requested > self.max_retry_after_s:
+            raise RetryAfterTooLong(requested)
+        super().sleep(response)
+
+
 class HostRateLimiter:
     """Keeps at least `interval_s` between the starts of two requests to the same host."""
 
@@ -47,6 +69,10 @@ class HttpClient(dg.ConfigurableResource):
     retries: int = Field(default=3, description="retries on connection errors, timeouts, 429 and 5xx")
     backoff_s: float = Field(default=1.0, description="first retry delay; doubles each retry")
     min_interval_s: float = Field(default=1.0, description="least time between two requests to one host")
+    deadline_s: float = Field(default=60.0, description="the most one fetch may take in all: retries, waits and "
+                                                        "a body that trickles in included")
+    max_retry_after_s: float = Field(default=30.0, description="a longer Retry-After fails the fetch; the link "
+                                                               "is retried in a later crawl")
     max_bytes: int = Field(default=10_000_000, description="larger responses are refused")
     respect_robots: bool = True
 
@@ -56,9 +82,10 @@ class HttpClient(dg.ConfigurableResource):
 
     def _client(self) -> requests.Session:
         if self._session is None:
-            retry = Retry(total=self.retries, backoff_factor=self.backoff_s, status_forcelist=RETRY_STATUSES,
-                          allowed_methods=("GET", "HEAD"), raise_on_status=False,
-                          respect_retry_after_header=True, backoff_max=60)
+            capped = type("Retry", (CappedRetry,), {"max_retry_after_s": self.max_retry_after_s})
+            retry = capped(total=self.retries, backoff_factor=self.backoff_s, status_forcelist=RETRY_STATUSES,
+                           allowed_methods=("GET", "HEAD"), raise_on_status=False,
+                           respect_retry_after_header=True, backoff_max=min(60.0, self.deadline_s))
             session = requests.Session()
             session.headers["User-Agent"] = self.user_agent
             adapter = HTTPAdapter(max_retries=retry)
@@ -68,18 +95,41 @@ class HttpClient(dg.ConfigurableResource):
             self._limiter = HostRateLimiter(self.min_interval_s)
         return self._session
 
-    def _request(self, url: str) -> requests.Response:
+    def _request(self, url: str) -> tuple[requests.Response, float]:
+        """The response (its body not read yet) and the monotonic time by which it must be read."""
         session = self._client()
         self._limiter.wait(urlsplit(url).netloc)
+        deadline = time.monotonic() + self.deadline_s
         try:
             response = session.get(url, timeout=self.timeout_s, stream=True)
+        except RetryAfterTooLong as error:
+            raise FetchError(f"the server asks to retry after {error.seconds:.0f}s (we wait at most "
+                             f"{self.max_retry_after_s:g}s): retried in a later crawl: {url}") from None
         except requests.exceptions.RequestException as error:
             if _is_timeout(error):
                 raise FetchError(f"timed out after {self.timeout_s:g}s: {url}") from None
             if isinstance(error, requests.exceptions.ConnectionError):
                 raise FetchError(f"cannot connect: {url} ({_root_cause(error)})") from None
             raise FetchError(f"request failed: {url} ({_root_cause(error)})") from None
-        return response
+        if time.monotonic() > deadline:
+            response.close()
+            raise FetchError(f"took longer than {self.deadline_s:g}s in all: {url}")
+        return response, deadline
+
+    def _read_body(self, response: requests.Response, url: str, deadline: float) -> bytes:
+        """The whole body, within the size limit and the fetch's deadline. One socket read at a time, so a
+        server sending a byte every few seconds cannot keep us past the deadline."""
+        body = bytearray()
+        try:
+            while piece := response.raw.read1(64 * 1024, decode_content=True):
+                body.extend(piece)
+                if len(body) > self.max_bytes:
+                    raise FetchError(f"larger than {self.max_bytes} bytes: {url}")
+                if time.monotonic() > deadline:
+                    raise FetchError(f"took longer than {self.deadline_s:g}s in all (the body trickled in): {url}")
+        except (requests.exceptions.RequestException, urllib3.exceptions.HTTPError, OSError) as error:
+            raise FetchError(f"connection broke while reading {url} ({_root_cause(error)})") from None
+        return bytes(body)
 
     def allowed(self, url: str) -> bool:
         """Whether robots.txt lets our user agent fetch `url` (4xx robots: all allowed; 5xx: none)."""
@@ -93,8 +143,10 @@ class HttpClient(dg.ConfigurableResource):
 
     def _load_robots(self, origin: str) -> urllib.robotparser.RobotFileParser:
         parser = urllib.robotparser.RobotFileParser(origin + "/robots.txt")
-        response = self._request(origin + "/robots.txt")  # unreachable host: its FetchError is the reason
-        status, text = response.status_code, response.text if response.status_code < 300 else ""
+        response, deadline = self._request(origin + "/robots.txt")  # unreachable host: its FetchError is why
+        with response:
+            status = response.status_code
+            text = _decode(self._read_body(response, origin + "/robots.txt", deadline), None) if status < 300 else ""
         if status >= 500:
             parser.disallow_all = True
         elif status >= 400:
@@ -107,7 +159,7 @@ class HttpClient(dg.ConfigurableResource):
         """The HTML text of `url` and the final URL after redirects; `FetchError` on anything else."""
         if not self.allowed(url):
             raise FetchError(f"robots.txt disallows fetching {url}")
-        response = self._request(url)
+        response, deadline = self._request(url)
         with response:
             if response.status_code >= 400:
                 retried = f" (after {self.retries} retries)" if response.status_code in RETRY_STATUSES else ""
@@ -115,18 +167,11 @@ class HttpClient(dg.ConfigurableResource):
             content_type = response.headers.get("Content-Type", "").split(";")[0].strip().lower()
             if content_type and content_type not in ("text/html", "application/xhtml+xml"):
                 raise FetchError(f"not an HTML page ({content_type}): {url}")
-            body = bytearray()
-            try:
-                for piece in response.iter_content(64 * 1024):
-                    body.extend(piece)
-                    if len(body) > self.max_bytes:
-                        raise FetchError(f"page larger than {self.max_bytes} bytes: {url}")
-            except requests.exceptions.RequestException as error:
-                raise FetchError(f"connection broke while reading {url} ({_root_cause(error)})") from None
+            body = self._read_body(response, url, deadline)
             declared = requests.utils.get_encoding_from_headers(response.headers)
             if declared == "ISO-8859-1" and "charset" not in response.headers.get("Content-Type", "").lower():
                 declared = None  # requests' RFC 2616 default, not something the server said
-            return _decode(bytes(body), declared), response.url
+            return _decode(body, declared), response.url
 
 
 def _causes(error: BaseException):

@@ -9,6 +9,7 @@ in that author's channel, else the `default` channel's. Backends are loaded on f
 their version is promoted somewhere.
 """
 
+import logging
 import time
 from collections.abc import Iterator
 from contextlib import ExitStack
@@ -23,6 +24,8 @@ from twin_resources.settings import ServeSettings
 from twin_serving.retrieval.retriever import Retrieval, RetrievalSettings, Retriever
 from twin_serving.retrieval.setup import configured_reranker, query_embedder
 from twin_serving.tracing import SpanRecord, TraceRecord, TraceRecorder
+
+log = logging.getLogger(__name__)
 
 REFRESH_EVERY_S = 1.0
 PASSAGE_CHARS = (1500, 800, 400, 200, 100)  # tried in turn until the prompt fits the model's context
@@ -156,7 +159,7 @@ class TwinEngine:
             yield [error_event(503, f"the model cannot be loaded: {error}") for _ in requests]
             return
         answers = [Answer(request) for request in requests]
-        firsts = [self._prepare(answer) for answer in answers]
+        firsts = [self._prepare_alone(answer) for answer in answers]
         yield firsts
         ready = [a for a, first in zip(answers, firsts) if first["event"] == "start"]
         index = {id(a): i for i, a in enumerate(answers)}
@@ -167,6 +170,18 @@ class TwinEngine:
             yield row
         for answer in answers:
             self._trace(answer)
+
+    def _prepare_alone(self, answer: Answer) -> dict:
+        """`_prepare`, with whatever goes wrong failing this request alone, never the batch it is in."""
+        try:
+            return self._prepare(answer)
+        except (ValueError, UnicodeError) as error:  # the input is at fault
+            answer.error = f"the request cannot be served: {error}"
+            return error_event(422, answer.error)
+        except Exception as error:  # a bug: this request fails, the others go on
+            log.exception("preparing a request failed")
+            answer.error = f"the request failed: {type(error).__name__}: {error}"
+            return error_event(500, answer.error)
 
     def _prepare(self, answer: Answer) -> dict:
         request = answer.request
@@ -263,10 +278,13 @@ class TwinEngine:
                     for text in backend.stream(answer.messages, one):
                         if (event := self._delta(answer, text)) is not None:
                             yield [(answer, event)]
-        except LLMError as error:
+        except Exception as error:  # the model's failure (503) or a bug (500): these requests only
+            status = 503 if isinstance(error, LLMError) else 500
+            if status == 500:
+                log.exception("generation failed")
             for answer in answers:
                 answer.error = str(error)
-            yield [(a, error_event(503, f"generation failed: {error}")) for a in answers]
+            yield [(a, error_event(status, f"generation failed: {error}")) for a in answers]
             return
         yield [(a, self._end(a)) for a in answers]
 

@@ -3,9 +3,10 @@
 import hmac
 import json
 
-from fastapi import HTTPException, Request
+from fastapi import Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException
 
 PUBLIC_PATHS = ("/", "/favicon.ico")  # the page itself; everything it calls needs the key
 PUBLIC_PREFIXES = ("/static/",)
@@ -39,6 +40,10 @@ class Guard:
             body = await self._bounded_body(receive)
             if body is None:
                 return await _reply(send, 413, f"the body is over the limit of {self.max_body_bytes} bytes")
+            try:
+                body.decode("utf-8")
+            except UnicodeDecodeError as error:
+                return await _reply(send, 400, f"the body is not valid UTF-8 (byte {error.start})")
             receive = _replay(body, receive)
         return await self.app(scope, receive, send)
 
@@ -85,7 +90,8 @@ async def _reply(send, status: int, message: str, headers: dict | None = None) -
 
 
 def install_error_handlers(app) -> None:
-    """HTTP errors in OpenAI's shape; a body that is not JSON is 400, a JSON body of the wrong shape 422."""
+    """HTTP errors in OpenAI's shape (Starlette's own too: 404, 405); a body that is not JSON is 400, a JSON
+    body of the wrong shape 422."""
 
     @app.exception_handler(HTTPException)
     async def http_error(request: Request, error: HTTPException):

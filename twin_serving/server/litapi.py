@@ -16,7 +16,7 @@ from fastapi import BackgroundTasks, HTTPException
 from fastapi.responses import JSONResponse, StreamingResponse
 from litserve.specs.openai import ChatCompletionRequest, OpenAISpec
 from litserve.utils import LitAPIStatus, ResponseBufferItem
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, field_validator
 
 from twin_resources.settings import ServeSettings
 from twin_serving.server.engine import ChatRequest
@@ -42,8 +42,7 @@ class TwinAPI(ls.LitAPI):
 
     def decode_request(self, request: ChatCompletionRequest, context=None) -> ChatRequest:
         metadata = request.metadata or {}
-        messages = [{"role": m.role, "content": m.content if isinstance(m.content, str) else ""}
-                    for m in request.messages]
+        messages = [{"role": m.role, "content": message_text(m.content)} for m in request.messages]
         return ChatRequest(messages=messages, max_tokens=request.max_completion_tokens or request.max_tokens,
                            temperature=request.temperature if request.temperature is not None
                            else self.settings.temperature,
@@ -70,11 +69,34 @@ def _encoded(event: dict | None) -> dict:
 
 
 
+def message_text(content) -> str:
+    """A message's text: OpenAI sends a string, or a list of parts of which we read the text ones."""
+    if content is None or isinstance(content, str):
+        return content or ""
+    return "".join(part.text for part in content if getattr(part, "type", "") == "text")
+
+
+def unreadable(text: str | None) -> bool:
+    """True for text Python holds but no encoder can write: a lone surrogate ("\ud800") from a JSON escape."""
+    try:
+        (text or "").encode("utf-8")
+    except UnicodeEncodeError:
+        return True
+    return False
+
+
 class RagRequest(BaseModel):
     query: str = Field(min_length=1)
     author: str | None = None
     max_tokens: int | None = Field(default=None, ge=1)
     temperature: float | None = Field(default=None, ge=0, le=2)
+
+    @field_validator("query", "author")
+    @classmethod
+    def _readable(cls, value: str | None) -> str | None:
+        if unreadable(value):
+            raise ValueError("holds a lone surrogate: not valid Unicode text")
+        return value
 
 
 class TwinSpec(OpenAISpec):
@@ -91,14 +113,29 @@ class TwinSpec(OpenAISpec):
     # checks made before a request is queued, so one bad request never fails a batch
 
     def _validate(self, request: ChatCompletionRequest) -> None:
+        """Everything that can be known about a request before it joins a batch; the worker then meets
+        only requests it can serve, so one bad request never fails the others."""
         if request.n not in (None, 1):
             raise HTTPException(422, "n must be 1: the twin writes one answer per request")
         if not request.messages or request.messages[-1].role != "user":
             raise HTTPException(422, "the last message must be the user's request")
-        last = request.messages[-1].content
-        if not isinstance(last, str) or not last.strip():
+        for number, message in enumerate(request.messages, 1):
+            if isinstance(message.content, list) and any(getattr(p, "type", "") != "text" for p in message.content):
+                raise HTTPException(422, f"message {number} holds a part that is not text: the twin reads text only")
+            if unreadable(message_text(message.content)):
+                raise HTTPException(422, f"message {number} holds a lone surrogate: not valid Unicode text")
+        if any(unreadable(value) for value in (request.model, *(request.metadata or {}).values())):
+            raise HTTPException(422, "model or metadata holds a lone surrogate: not valid Unicode text")
+        if not message_text(request.messages[-1].content).strip():
             raise HTTPException(422, "the user's request must be non-empty text")
-        characters = sum(len(m.content) for m in request.messages if isinstance(m.content, str))
+        max_tokens = request.max_completion_tokens if request.max_completion_tokens is not None else request.max_tokens
+        if max_tokens is not None and max_tokens < 1:
+            raise HTTPException(422, "max_tokens must be at least 1")
+        if request.temperature is not None and not 0 <= request.temperature <= 2:
+            raise HTTPException(422, "temperature must be between 0 and 2")
+        if request.top_p is not None and not 0 < request.top_p <= 1:
+            raise HTTPException(422, "top_p must be greater than 0 and at most 1")
+        characters = sum(len(message_text(m.content)) for m in request.messages)
         if characters > self.settings.max_prompt_chars:
             raise HTTPException(422, f"the conversation has {characters} characters; the limit is "
                                      f"{self.settings.max_prompt_chars}")
