@@ -6,6 +6,7 @@ import sys
 import time
 from pathlib import Path
 
+import dagster as dg
 import pytest
 
 from tests.conftest import SHARED_HANDBOOK
@@ -67,8 +68,18 @@ def test_a_crawl_killed_midway_finishes_on_the_next_run_without_duplicates(twin_
     crawl.wait()
     crawled_before_kill = len(store.links(statuses=[LinkStatus.CRAWLED]))
     assert 1 <= crawled_before_kill < len(PAGES)
+    with dg.DagsterInstance.from_config(str(twin_home / "dagster")) as instance:
+        [killed] = instance.get_runs(filters=dg.RunsFilter(statuses=[dg.DagsterRunStatus.STARTED]))
 
-    assert twin("crawl").returncode == 0
+    again = twin("crawl")
+    assert again.returncode == 0
+    # the killed run no longer holds the one-at-a-time queue: it failed, saying why
+    assert f"run {killed.run_id[:8]} had died" in again.stdout
+    with dg.DagsterInstance.from_config(str(twin_home / "dagster")) as instance:
+        assert instance.get_run_by_id(killed.run_id).status == dg.DagsterRunStatus.FAILURE
+        [failure] = instance.get_records_for_run(killed.run_id, of_type=dg.DagsterEventType.RUN_FAILURE).records
+        assert "is gone: killed or crashed" in failure.event_log_entry.dagster_event.message
+        assert not instance.get_runs(filters=dg.RunsFilter(statuses=[dg.DagsterRunStatus.STARTED]))
 
     assert {link.status for link in store.links()} == {LinkStatus.CRAWLED}
     assert (store.count("articles"), store.count("posts")) == (3, 1)

@@ -136,4 +136,4 @@ def test_the_definitions_hold_the_assets_checks_jobs_and_sensor(twin_home):
     assert job_assets(repository, "main_job") == per_author | model_wide
     with_gpu = build_definitions(gpu=True).get_repository_def()
     assert "exl2_model" in job_assets(with_gpu, "models_job") and "exl2_model" in job_assets(with_gpu, "main_job")
-    assert sorted(sensor.name for sensor in repository.sensor_defs) == ["features_automation", "new_links_sensor"]
+    assert sorted(sensor.name for sensor in repository.sensor_defs) == ["dead_runs_sensor", "features_automation", "new_links_sensor"]

@@ -101,6 +101,41 @@ def test_a_linkedin_export_archive_yields_the_authors_posts(tmp_path):
     assert post.link == "https://www.linkedin.com/feed/update/urn:li:share:1" and post.published_at.day == 2
 
 
+@pytest.mark.parametrize("how", ["declared", "ratio", "streamed", "plain csv"])
+def test_an_export_that_would_unpack_past_the_limit_is_refused_before_it_fills_memory(tmp_path, how):
+    """A small zip holding a huge Shares.csv: by its declared size, its compression ratio, or (when the
+    archive lies about both) by counting what comes out; a plain CSV by its size on disk."""
+    shares = write_shares([["2026-01-02", "https://www.linkedin.com/feed/update/urn:li:share:1", "words", "", "", ""]])
+    padded = shares + "x" * 4_000_000
+    archive = tmp_path / "export.zip"
+    if how == "plain csv":
+        archive = tmp_path / "Shares.csv"
+        archive.write_text(padded)
+    else:
+        with zipfile.ZipFile(archive, "w", zipfile.ZIP_DEFLATED) as zipped:
+            zipped.writestr("Shares.csv", padded if how != "streamed" else shares)
+        if how == "streamed":  # rewrite the member as a bomb whose header claims a small, plain file
+            bomb = zipfile.ZipInfo("Shares.csv")
+            bomb.compress_type = zipfile.ZIP_DEFLATED
+            with zipfile.ZipFile(archive, "w") as zipped:
+                with zipped.open(bomb, "w", force_zip64=False) as member:
+                    for _ in range(40):
+                        member.write(b"y" * 100_000)
+    limit = {"declared": 1_000_000, "ratio": 10_000_000, "streamed": 1_000_000, "plain csv": 1_000_000}[how]
+    with pytest.raises(CrawlError, match="limit|compressed|not a real export") as refused:
+        LinkedInExportCrawler(max_bytes=limit).crawl(str(archive), AUTHOR)
+    assert "\n" not in str(refused.value)
+
+
+@pytest.mark.parametrize("encoding", ["utf-16", "cp1252", "latin-1"])
+def test_an_export_in_another_encoding_is_read(tmp_path, encoding):
+    shares = write_shares([["2026-01-02", "https://www.linkedin.com/feed/update/urn:li:share:1",
+                            "Café crème, naïve façade: déjà vu in every paragraph we write about évaluation.", "", "", ""]])
+    (tmp_path / "Shares.csv").write_bytes(shares.encode(encoding))
+    [post] = LinkedInExportCrawler().crawl(str(tmp_path / "Shares.csv"), AUTHOR)
+    assert post.content.body.startswith("Café crème, naïve façade")
+
+
 def test_a_csv_without_the_expected_columns_is_refused(tmp_path):
     (tmp_path / "Shares.csv").write_text("a,b\n1,2\n")
     with pytest.raises(CrawlError, match="lacks the columns ShareCommentary, ShareLink"):

@@ -10,6 +10,7 @@ join the jobs only where a GPU is present (TWIN_GPU).
 import dagster as dg
 
 from twin_assets import collection, features, models, retrieval
+from twin_assets.dead_runs import build_dead_runs_sensor
 from twin_resources.configured import resources_from_env
 from twin_resources.model_io import ModelVersionIOManager
 from twin_resources.settings import load_settings
@@ -36,12 +37,13 @@ def build_definitions(resources: dict | None = None, gpu: bool | None = None) ->
         dg.define_asset_job("reranker_job", selection=RERANKER,
                             description="Fine-tune the cross-encoder reranker on every author's chunks."),
     ]
+    sensors = [build_dead_runs_sensor()] if load_settings().deployment == "local" else []
     return dg.Definitions.merge(
         collection.defs,
         features.defs,
         models.defs,
         retrieval.defs,
-        dg.Definitions(jobs=jobs, resources=resources),
+        dg.Definitions(jobs=jobs, sensors=sensors, resources=resources),
     )
 
 

@@ -4,6 +4,7 @@ from collections.abc import Callable
 
 import dagster as dg
 
+from twin_assets.dead_runs import fail_dead_runs
 from twin_assets.definitions import build_definitions
 from twin_assets.instance import local_instance
 from twin_assets.partitions import authors
@@ -19,6 +20,8 @@ def run_job_for_authors(job_name: str, authors_to_run: list[UserDocument], run_c
                         report: Callable[[str], None] = print) -> bool:
     """Run `job_name` once per author with a progress bar; report one line each; True if all succeeded."""
     instance = local_instance()
+    for run_id in fail_dead_runs(instance):
+        report(f"run {run_id[:8]} had died (its process is gone): marked failed")
     job = build_definitions({**resources_from_env(), "progress": TqdmProgress()}).resolve_job_def(job_name)
     all_passed = True
     for author in authors_to_run:
