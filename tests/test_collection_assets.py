@@ -1,10 +1,11 @@
 import dagster as dg
+import pytest
 
 from twin_assets.collection.assets import RAW_ASSETS, raw_documents
 from twin_assets.collection.sensors import build_new_links_sensor
 from twin_assets.definitions import build_definitions
 from twin_resources import HttpClient, ProgressReporter
-from twin_resources.domain.documents import Category, LinkStatus
+from twin_resources.domain.documents import Category, LinkRecord, LinkStatus, UserDocument
 from twin_resources.links import register_links
 
 GOOD_PAGES = ["/substack/p/evals", "/medium/@ada/pipelines", "/blog/voice.html", "/linkedin/posts/streaming"]
@@ -137,3 +138,23 @@ def test_the_definitions_hold_the_assets_checks_jobs_and_sensor(twin_home):
     with_gpu = build_definitions(gpu=True).get_repository_def()
     assert "exl2_model" in job_assets(with_gpu, "models_job") and "exl2_model" in job_assets(with_gpu, "main_job")
     assert sorted(sensor.name for sensor in repository.sensor_defs) == ["dead_runs_sensor", "features_automation", "new_links_sensor"]
+
+
+def test_a_page_is_one_authors_registering_or_crawling_it_for_another_changes_nothing(warehouse, http, site,
+                                                                                       instance):
+    page = site.url("/blog/voice.html")
+    register_links(warehouse, "Ada Quill", [page])
+    assert crawl(warehouse, http, instance).success
+    with pytest.raises(ValueError, match="already registered for Ada Quill"):
+        register_links(warehouse, "Bo Li", [page, site.url("/substack/p/evals")])
+    assert warehouse.find_user("Bo Li") is None and len(warehouse.links()) == 1  # nothing was added
+
+    # a link that reached the registry another way (an old warehouse, an import): the crawl refuses to move it
+    bo = UserDocument.from_full_name("Bo Li")
+    warehouse.upsert_user(bo)
+    warehouse.add_link(LinkRecord.create(page, bo))
+    crawl(warehouse, http, instance, key="bo-li")
+    [document] = warehouse.documents(Category.ARTICLES)
+    assert document.author_full_name == "Ada Quill"
+    [bos_link] = warehouse.links(bo.id)
+    assert bos_link.status == LinkStatus.FAILED and "stored for Ada Quill" in bos_link.last_error

@@ -173,7 +173,8 @@ def test_any_repository_git_can_clone_is_accepted_and_crawled(tmp_path, git_repo
     assert "src/core.py" in {f.path for f in document.content.files}
 
 
-@pytest.mark.parametrize("link", ["ftp://ada.dev/x", "/no/such/file.zip", "/no/such/dir", "https://"])
+@pytest.mark.parametrize("link", ["ftp://ada.dev/x", "/no/such/file.zip", "/no/such/dir", "https://",
+                                  "-utouch@x:/tmp/pwned", "--upload-pack=touch /tmp/pwned", " -c core.x=y"])
 def test_unusable_links_are_refused_with_a_reason(link):
     with pytest.raises(ValueError):
         classify_link(link)

@@ -1,3 +1,7 @@
+import re
+
+import pytest
+
 from twin_resources.domain.documents import (
     ArticleContent,
     ArticleDocument,
@@ -47,3 +51,17 @@ def test_a_link_is_registered_once_per_author():
     ada, bo = UserDocument.from_full_name("Ada Quill"), UserDocument.from_full_name("Bo Li")
     assert LinkRecord.create("https://x.dev/a", ada).id == LinkRecord.create("https://x.dev/a/", ada).id
     assert LinkRecord.create("https://x.dev/a", ada).id != LinkRecord.create("https://x.dev/a", bo).id
+
+
+@pytest.mark.parametrize("name", ["李小龙", "Ли Сяолун", "محمد علي", "José 李", "Zoë Ann Lee"])
+def test_a_name_in_any_script_is_accepted_with_a_stable_key_and_kept_as_written(name):
+    user = UserDocument.from_full_name(name)
+    assert user.full_name == name and re.fullmatch(r"[a-z0-9][a-z0-9-]*", user.key)
+    assert UserDocument.from_full_name(f"  {name.upper()}  ").key == user.key  # spacing and case do not matter
+
+
+def test_names_that_differ_get_different_keys_and_names_without_letters_are_refused():
+    keys = {UserDocument.from_full_name(n).key for n in ("李小龙", "李小", "José 李", "José", "Ли Сяолун")}
+    assert len(keys) == 5
+    with pytest.raises(ValueError, match="no letters or digits"):
+        UserDocument.from_full_name("!!! ...")

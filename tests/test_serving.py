@@ -111,7 +111,8 @@ def test_a_non_streaming_answer_and_the_model_list(server, served_home):
         model="twin", max_tokens=10, messages=[{"role": "user", "content": "What do you think about latency?"}])
     assert response.model == promoted(served_home)
     assert isinstance(response.choices[0].message.content, str)  # OpenAI allows an empty answer
-    assert response.usage.prompt_tokens > 0 and response.usage.completion_tokens <= 10
+    assert response.usage.prompt_tokens > 0 and response.usage.completion_tokens <= 10  # counted as generated
+    assert (response.choices[0].finish_reason == "length") == (response.usage.completion_tokens == 10)
     assert response.model_extra["sources"]
     listed = openai_client.models.list().data
     assert [(m.id, m.model_extra["version"]) for m in listed] == [("default", promoted(served_home))]

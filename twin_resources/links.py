@@ -40,6 +40,8 @@ def is_local_git_repository(path: Path) -> bool:
 
 def classify_link(link: str) -> LinkKind:
     """What a link points at; `ValueError` with the reason when it is unusable."""
+    if link.lstrip().startswith("-"):  # git and other tools would read it as an option
+        raise ValueError(f"a link cannot start with '-': {link!r}")
     parts = urlsplit(link)
     if parts.scheme in ("http", "https"):
         if not parts.hostname:
@@ -72,13 +74,16 @@ class Registration:
 
 
 def register_links(warehouse: Warehouse, author_name: str, urls: list[str]) -> Registration:
-    """Add `urls` for the author (created if new); `ValueError` on a bad name or link, before anything
-    is stored."""
+    """Add `urls` for the author (created if new); `ValueError` on a bad name or link, or a link another
+    author registered (a page belongs to one author), before anything is stored."""
     author = UserDocument.from_full_name(author_name)
     records = []
     for url in urls:
         classify_link(normalize_link(url))
         records.append(LinkRecord.create(url, author))
+        owner = warehouse.link_owner(records[-1].url)
+        if owner is not None and owner.id != author.id:
+            raise ValueError(f"{records[-1].url} is already registered for {owner.full_name}: a page is one author's")
     author_is_new = warehouse.upsert_user(author)
     added, known = [], []
     for record in records:

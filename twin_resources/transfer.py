@@ -25,6 +25,7 @@ from twin_resources.domain.documents import (
     RepositoryContent,
     RepositoryFile,
     UserDocument,
+    content_hash,
 )
 from twin_resources.warehouse import COLLECTIONS, Warehouse
 
@@ -48,6 +49,8 @@ def _load_json_list(path: Path) -> list[dict]:
         data = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
         raise TransferError(f"{path.name}: not readable JSON ({error})") from None
+    except RecursionError:
+        raise TransferError(f"{path.name}: JSON nested too deep to be an export") from None
     if not isinstance(data, list) or not all(isinstance(item, dict) for item in data):
         raise TransferError(f"{path.name}: expected a JSON list of objects")
     return data
@@ -56,9 +59,41 @@ def _load_json_list(path: Path) -> list[dict]:
 def _validated(path: Path, index: int, build):
     try:
         return build()
-    except (ValidationError, KeyError, TypeError, ValueError) as error:
+    except (ValidationError, KeyError, TypeError, ValueError, AttributeError) as error:
         reason = str(error).splitlines()[0] if not isinstance(error, KeyError) else f"missing field {error}"
         raise TransferError(f"{path.name}: record {index} does not fit: {reason}") from None
+
+
+WEB_SCHEMES = ("http", "https")
+GIT_SCHEMES = ("http", "https", "ssh", "git", "file", "")  # "": a local path or git@host:owner/repo
+
+
+def checked_link(link: str, category: Category | None) -> str:
+    """`link` when a stored record may carry it: articles and posts come from the web, repositories from
+    anywhere git clones, and nothing from `javascript:`, `data:` and the like."""
+    scheme = urlsplit(link).scheme.lower()
+    if len(scheme) == 1:  # a Windows drive letter is a path, not a scheme
+        scheme = ""
+    allowed = WEB_SCHEMES if category in (Category.ARTICLES, Category.POSTS) else GIT_SCHEMES
+    if scheme not in allowed or (category is not None and scheme == "file" and category != Category.REPOSITORIES):
+        raise ValueError(f"link {link[:80]!r} is not a {' or '.join(s for s in allowed if s) or 'path'} link")
+    return link
+
+
+def trusted(document: RawDocument) -> RawDocument:
+    """The document as its content says, not as the file says: its hash computed again, its link checked."""
+    checked_link(document.link, document.category)
+    return document.model_copy(update={"content_hash": content_hash(document.content)})
+
+
+def _handbook_name(record: dict) -> str:
+    parts = [record.get("first_name"), record.get("last_name")]
+    if not all(part is None or isinstance(part, str) for part in parts):
+        raise ValueError("first_name and last_name must be text")
+    name = " ".join(part for part in parts if part)
+    if not name.strip():
+        raise ValueError("the user has no name")
+    return name
 
 
 def plan_native_import(directory: Path) -> ImportPlan:
@@ -72,10 +107,10 @@ def plan_native_import(directory: Path) -> ImportPlan:
             if name == "users":
                 plan.users.append(_validated(path, index, lambda: UserDocument.model_validate(record)))
             elif name == "links":
-                plan.links.append(_validated(path, index, lambda: LinkRecord.model_validate(record)))
+                plan.links.append(_validated(path, index, lambda: _checked_link_record(record)))
             else:
                 document_type = DOCUMENT_TYPES[Category(name)]
-                plan.documents.append(_validated(path, index, lambda: document_type.model_validate(record)))
+                plan.documents.append(_validated(path, index, lambda: trusted(document_type.model_validate(record))))
     return plan
 
 
@@ -101,6 +136,12 @@ def _handbook_content(category: Category, record: dict):
     return RepositoryContent(name=record.get("name") or record["link"].rstrip("/").rsplit("/", 1)[-1], files=files)
 
 
+def _checked_link_record(record: dict) -> LinkRecord:
+    link = LinkRecord.model_validate(record)
+    checked_link(link.url, None)
+    return link
+
+
 def plan_handbook_import(directory: Path) -> ImportPlan:
     """Records from the LLM Engineer's Handbook export; its ids are replaced by ours (from names and links)."""
     plan = ImportPlan()
@@ -108,8 +149,7 @@ def plan_handbook_import(directory: Path) -> ImportPlan:
     users_path = directory / "UserDocument.json"
     if users_path.exists():
         for index, record in enumerate(_load_json_list(users_path)):
-            user = _validated(users_path, index, lambda: UserDocument.from_full_name(
-                f"{record['first_name']} {record['last_name']}"))
+            user = _validated(users_path, index, lambda: UserDocument.from_full_name(_handbook_name(record)))
             users_by_old_id[str(record.get("_id"))] = user
     users_by_key = {user.key: user for user in users_by_old_id.values()}
     for filename, category in HANDBOOK_FILES.items():
@@ -122,7 +162,8 @@ def plan_handbook_import(directory: Path) -> ImportPlan:
                     UserDocument.from_full_name(record["author_full_name"])
                 users_by_key.setdefault(author.key, author)
                 return DOCUMENT_TYPES[category].create(
-                    link=record["link"], author=author, platform=handbook_platform(record["platform"], record["link"]),
+                    link=checked_link(record["link"], category), author=author,
+                    platform=handbook_platform(record.get("platform") or "", record["link"]),
                     content=_handbook_content(category, record))
             plan.documents.append(_validated(path, index, build))
     plan.users = list(users_by_key.values())
@@ -147,6 +188,9 @@ def plan_import(directory: Path) -> ImportPlan:
 def import_warehouse(warehouse: Warehouse, directory: Path) -> dict[str, Counter]:
     """Import a directory of export files; counts of new/updated/unchanged records per collection."""
     plan = plan_import(directory)
+    elsewhere = [f"{d.link} ({owner})" for d in plan.documents if (owner := _other_owner(warehouse, d))]
+    if elsewhere:  # checked before anything is written: a page is one author's, an import never moves it
+        raise TransferError(f"{len(elsewhere)} documents are stored for another author: {', '.join(elsewhere[:3])}")
     counts: dict[str, Counter] = {}
     for user in plan.users:
         counts.setdefault("users", Counter())[warehouse.put_record("users", user.to_mongo())] += 1
@@ -155,6 +199,14 @@ def import_warehouse(warehouse: Warehouse, directory: Path) -> dict[str, Counter
     for link in plan.links:  # the live registry's crawl history wins over the file's
         counts.setdefault("links", Counter())["new" if warehouse.add_link(link) else "unchanged"] += 1
     return counts
+
+
+def _other_owner(warehouse: Warehouse, document: RawDocument) -> str | None:
+    stored = warehouse.collection(document.category.value).find_one({"_id": document.id},
+                                                                    {"author_id": 1, "author_full_name": 1})
+    if stored and stored.get("author_id") != document.author_id:
+        return stored.get("author_full_name") or stored["author_id"]
+    return None
 
 
 def export_warehouse(warehouse: Warehouse, directory: Path) -> dict[str, int]:

@@ -158,6 +158,14 @@ class Warehouse(dg.ConfigurableResource):
         records = self.collection("links").find(query).sort("added_at", 1)
         return [LinkRecord.from_mongo(r) for r in records]
 
+    def link_owner(self, url: str) -> UserDocument | None:
+        """The author who registered `url` (normalized), if anyone did."""
+        record = self.collection("links").find_one({"url": url}, {"author_id": 1})
+        if record is None:
+            return None
+        user = self.collection("users").find_one({"_id": record["author_id"]})
+        return UserDocument.from_mongo(user) if user else None
+
     def record_attempt(self, link: LinkRecord, error: str | None = None,
                        document_ids: list[str] | None = None) -> None:
         """Write down how crawling a link went: crawled with its documents, or failed with why."""
@@ -170,9 +178,13 @@ class Warehouse(dg.ConfigurableResource):
     # raw documents
 
     def upsert_document(self, document: RawDocument) -> UpsertOutcome:
-        """Store a document unless an identical one is there; the first crawl time is kept on no change."""
+        """Store a document unless an identical one is there; the first crawl time is kept on no change.
+        `WarehouseError` when the page is stored for another author: a crawl never moves it."""
         collection = self.collection(document.category.value)
-        stored = collection.find_one({"_id": document.id}, {"content_hash": 1, "author_id": 1})
+        stored = collection.find_one({"_id": document.id}, {"content_hash": 1, "author_id": 1, "author_full_name": 1})
+        if stored and stored.get("author_id") != document.author_id:
+            raise WarehouseError(f"{document.link} is stored for {stored.get('author_full_name') or 'another author'}: "
+                                 "a page is one author's")
         if stored and stored.get("content_hash") == document.content_hash \
                 and stored.get("author_id") == document.author_id:
             return "unchanged"

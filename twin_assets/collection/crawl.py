@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from twin_assets.collection.crawlers import CrawlerDispatcher, CrawlError
 from twin_resources.domain.documents import Category, LinkRecord, LinkStatus, RawDocument, UserDocument
 from twin_resources.links import LinkKind, classify_link
-from twin_resources.warehouse import UpsertOutcome, Warehouse
+from twin_resources.warehouse import UpsertOutcome, Warehouse, WarehouseError
 
 log = logging.getLogger(__name__)
 
@@ -72,12 +72,20 @@ def crawl_links(author: UserDocument, links: list[LinkRecord], dispatcher: Crawl
         except Exception as failure:  # a crawler bug on one page must not stop the others
             log.exception("crawler crashed on %s", link.url)
             error = f"crawler crashed: {type(failure).__name__}: {failure}"
+        if not error:
+            stored, refused = [], []
+            for document in documents:
+                try:
+                    report.stored.append(StoredDocument(document, warehouse.upsert_document(document)))
+                    stored.append(document.id)
+                except WarehouseError as refusal:  # another author's page: never moved to this one
+                    refused.append(str(refusal))
+            if refused:
+                error = refused[0] + (f" (and {len(refused) - 1} more)" if len(refused) > 1 else "")
         if error:
             warehouse.record_attempt(link, error=error)
             report.failures.append((link, error))
         else:
-            for document in documents:
-                report.stored.append(StoredDocument(document, warehouse.upsert_document(document)))
-            warehouse.record_attempt(link, document_ids=[d.id for d in documents])
+            warehouse.record_attempt(link, document_ids=stored)
         on_link(link, error)
     return report

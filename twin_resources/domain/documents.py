@@ -68,12 +68,18 @@ def _absolute_path(path: str) -> Path:
 
 
 def author_key(full_name: str) -> str:
-    """The author's partition key: an ASCII slug of the full name ("Zoë Ann Lee" -> "zoe-ann-lee")."""
-    ascii_name = unicodedata.normalize("NFKD", full_name).encode("ascii", "ignore").decode()
+    """The author's partition key: an ASCII slug of the full name ("Zoë Ann Lee" -> "zoe-ann-lee"); for a
+    name in a script with no Latin letters ("李小龙"), a stable key from its hash ("author-3b1f0c9a2d"), the
+    name itself kept as written for display."""
+    name = unicodedata.normalize("NFKC", " ".join(full_name.split()))
+    if not any(character.isalnum() for character in name):
+        raise ValueError(f"author name {full_name!r} has no letters or digits")
+    ascii_name = unicodedata.normalize("NFKD", name).encode("ascii", "ignore").decode()
     slug = re.sub(r"[^a-z0-9]+", "-", ascii_name.lower()).strip("-")
-    if not slug:
-        raise ValueError(f"author name {full_name!r} has no letters or digits to build a key from")
-    return slug
+    lost = [c for c in name if c.isalnum() and not unicodedata.normalize("NFKD", c).encode("ascii", "ignore")]
+    if slug and not lost:  # every letter has an ASCII spelling
+        return slug
+    return "author-" + hashlib.sha256(name.casefold().encode()).hexdigest()[:10]
 
 
 def content_hash(content: BaseModel) -> str:

@@ -52,10 +52,15 @@ class LlamaCppBackend:
     def stream(self, messages: list[Message], sampling: Sampling) -> Iterator[str]:
         chunks = self._call(self.llama.create_chat_completion, messages=messages, stream=True,
                             **self._sampling(sampling))
-        for chunk in chunks:
+        self.streamed_tokens = None
+        generated = 0
+        for chunk in chunks:  # llama.cpp streams one chunk per generated token
             text = chunk["choices"][0]["delta"].get("content")
+            if text is not None:
+                generated += 1
             if text:
                 yield text
+        self.streamed_tokens = [generated]
 
     def close(self) -> None:
         self.llama.close()

@@ -128,17 +128,26 @@ class TransformersBackend:
         def generate():
             try:
                 with torch.inference_mode():
-                    self.network.generate(**self._generation_arguments(inputs, sampling), streamer=streamer)
+                    output = self.network.generate(**self._generation_arguments(inputs, sampling), streamer=streamer)
+                self.streamed_tokens = self._generated_counts(output[:, inputs["input_ids"].shape[1]:])
             except BaseException as error:
                 failure.append(error)
                 streamer.end()
 
+        self.streamed_tokens = None
         worker = threading.Thread(target=generate, daemon=True)
         worker.start()
         yield from streamer
         worker.join()
         if failure:
             raise LLMError(f"generation failed: {failure[0]}") from failure[0]
+
+    def _generated_counts(self, new_tokens) -> list[int]:
+        """Tokens generated per row: a row that finished early is padded to the batch's length."""
+        pad = self.tokenizer.pad_token_id
+        if pad is None or pad == self.tokenizer.eos_token_id:
+            return [int(row.shape[0]) for row in new_tokens]
+        return [int((row != pad).sum()) for row in new_tokens]
 
     def close(self) -> None:
         pass

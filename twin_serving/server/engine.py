@@ -56,7 +56,8 @@ class Answer:
     retrieval: Retrieval | None = None
     messages: list[dict] = field(default_factory=list)
     text: str = ""  # what the client was sent: leading blank lines are not an answer
-    generated: str = ""  # everything the model wrote, for the token count
+    generated: str = ""  # everything the model wrote
+    completion_tokens: int | None = None  # as the backend counted them while generating
     backend: object = None
     model: str = ""
     prompt_tokens: int = 0
@@ -272,12 +273,14 @@ class TwinEngine:
             if len(answers) > 1 and hasattr(backend, "stream_batch"):
                 steps = backend.stream_batch([a.messages for a in answers], sampling)
                 yield from self._coalesced(answers, steps)
+                _take_counts(backend, answers)
             else:
                 for answer in answers:
                     one = Sampling(answer.request.max_tokens, answer.request.temperature)
                     for text in backend.stream(answer.messages, one):
                         if (event := self._delta(answer, text)) is not None:
                             yield [(answer, event)]
+                    _take_counts(backend, [answer])
         except Exception as error:  # the model's failure (503) or a bug (500): these requests only
             status = 503 if isinstance(error, LLMError) else 500
             if status == 500:
@@ -323,7 +326,7 @@ class TwinEngine:
 
     def _end(self, answer: Answer) -> dict:
         answer.prompt_tokens = prompt_tokens(answer.backend, answer.messages)
-        completion = answer.backend.count_tokens(answer.generated) if answer.generated else 0
+        completion = completion_tokens(answer)
         return {"event": "end", "prompt_tokens": answer.prompt_tokens, "completion_tokens": completion,
                 "finish_reason": "length" if completion >= answer.request.max_tokens else "stop"}
 
@@ -342,6 +345,20 @@ class TwinEngine:
         self.stack.close()
 
 
+def _take_counts(backend, answers: list[Answer]) -> None:
+    counts = getattr(backend, "streamed_tokens", None)
+    if counts is not None and len(counts) == len(answers):
+        for answer, count in zip(answers, counts):
+            answer.completion_tokens = count
+
+
+def completion_tokens(answer: Answer) -> int:
+    """What the backend counted while generating; the text counted again only where it cannot say."""
+    if answer.completion_tokens is not None:
+        return answer.completion_tokens
+    return answer.backend.count_tokens(answer.generated) if answer.generated else 0
+
+
 def prompt_tokens(backend, messages: list[dict]) -> int:
     exact = getattr(backend, "count_chat_tokens", None)
     if exact is not None:
@@ -352,9 +369,9 @@ def prompt_tokens(backend, messages: list[dict]) -> int:
 def build_trace(answer: Answer, embedder) -> TraceRecord:
     """The request as a trace: the retrieval steps as they were timed, then the generation."""
     retrieval, request = answer.retrieval, answer.request
-    completion_tokens = answer.backend.count_tokens(answer.generated) if answer.generated else 0
-    usage = {"prompt_tokens": answer.prompt_tokens, "completion_tokens": completion_tokens,
-             "total_tokens": answer.prompt_tokens + completion_tokens}
+    generated = completion_tokens(answer) if answer.backend is not None else 0
+    usage = {"prompt_tokens": answer.prompt_tokens, "completion_tokens": generated,
+             "total_tokens": answer.prompt_tokens + generated}
     spans = []
     for span in retrieval.spans if retrieval else []:
         spans.append(SpanRecord(span.name, span.started_at, span.seconds, input={"request": request.query},

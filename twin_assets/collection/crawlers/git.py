@@ -63,7 +63,7 @@ class GitCrawler:
     def crawl(self, link: str, author: UserDocument) -> list[RawDocument]:
         with tempfile.TemporaryDirectory(prefix="twin-clone-") as workdir:
             checkout = Path(workdir) / "repo"
-            command = ["git", "clone", "--depth", "1", "--quiet", "--no-tags", clone_url(link), str(checkout)]
+            command = ["git", "clone", "--depth", "1", "--quiet", "--no-tags", "--", clone_url(link), str(checkout)]
             environment = {**os.environ, "GIT_TERMINAL_PROMPT": "0", "GIT_LFS_SKIP_SMUDGE": "1"}
             try:
                 subprocess.run(command, check=True, capture_output=True, text=True, timeout=self.timeout_s,

@@ -88,7 +88,10 @@ $("add-form").addEventListener("submit", async (event) => {
 
 function showSources(sources) {
   $("sources").replaceChildren(...sources.map((s) => element("li", { className: "source" }, [
-    element("a", { href: s.link, textContent: s.title || s.link, target: "_blank", rel: "noopener" }),
+    // only web links become links: a stored javascript: or file: link stays text
+    /^https?:\/\//i.test(s.link)
+      ? element("a", { href: s.link, textContent: s.title || s.link, target: "_blank", rel: "noopener noreferrer" })
+      : element("span", { textContent: `${s.title || ""} (${s.link})` }),
     document.createTextNode(` · ${s.author} · ${Number(s.score).toFixed(3)}`)])));
 }
 
