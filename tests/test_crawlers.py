@@ -45,6 +45,7 @@ def test_a_linkedin_public_post_becomes_a_post(http, site):
     ("/status/404", "HTTP 404"),
     ("/drafts/secret", "robots.txt disallows"),
     ("/report.pdf", "not an HTML page"),
+    ("/nul-bytes", "binary content, not a text page"),
 ])
 def test_pages_without_storable_text_fail_with_their_reason(http, site, path, reason):
     with pytest.raises(CrawlError, match=reason):
@@ -57,6 +58,17 @@ def test_malformed_html_is_extracted_or_refused_never_crashes(http, site):
         assert "unclosed" in article.content.body
     except CrawlError as error:
         assert "malformed" in str(error) or "no main text" in str(error)
+
+
+def test_a_charset_nobody_knows_is_read_as_the_web_reads_undeclared_pages(http, site):
+    [article] = WebCrawler(http).crawl(site.url("/unknown-charset"), AUTHOR)
+    assert article.content.title == "What makes a voice"
+
+
+def test_a_page_without_a_charset_in_latin_1_keeps_its_accents(http, site):
+    [article] = WebCrawler(http).crawl(site.url("/latin-1"), AUTHOR)
+    assert article.content.title == "Café au lait à la crème"
+    assert "français où l'été est chaud, déjà vue" in article.content.body
 
 
 def test_platform_markers_identify_custom_domains():

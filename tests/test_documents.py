@@ -18,6 +18,11 @@ def test_links_that_differ_only_in_spelling_normalize_to_one():
     assert {normalize_link(s) for s in spellings} == {"https://ada.substack.com/p/evals"}
 
 
+def test_an_international_host_has_one_spelling():
+    spellings = ["https://Bücher.example/p/1", "https://xn--bcher-kva.example/p/1", "https://BÜCHER.example:443/p/1/"]
+    assert {normalize_link(s) for s in spellings} == {"https://xn--bcher-kva.example/p/1"}
+
+
 def test_meaningful_query_parameters_are_kept():
     assert normalize_link("http://blog.example/?p=42&utm_medium=mail") == "http://blog.example?p=42"
 

@@ -376,12 +376,51 @@ def test_with_a_key_and_opik_every_request_is_authorized_traced_to_opik_and_sigt
         while server.group() and time.monotonic() < deadline:
             time.sleep(0.2)
         assert not server.group(), "worker processes outlived the server"
+        assert not read_copies(workers), "a worker left its copy of the vector store in memory"
         log = server.log.read_text()
         assert "twin: ready on http://127.0.0.1:" in log and "trained here from scratch" in log
         assert log.rstrip().endswith("twin: stopped") and "Traceback" not in log, log[-3000:]
     finally:
         server.stop()
         receiver.shutdown()
+
+
+def read_copies(pids: set[int]) -> list[Path]:
+    """The vector-store copies these processes hold in memory-backed storage."""
+    from twin_resources.vector_store import READ_PREFIX, _scratch_folder
+
+    return [copy for pid in pids for copy in _scratch_folder().glob(f"{READ_PREFIX}{pid}-*")]
+
+
+def test_kill_9_of_the_server_takes_its_workers_and_their_memory_with_it(served_home):
+    server = RunningServer(served_home)
+    try:
+        workers = server.group() - {server.process.pid}
+        assert workers and read_copies(workers), "the workers should hold their snapshot of the store"
+        server.process.kill()
+        server.process.wait(timeout=10)
+        deadline = time.monotonic() + 20
+        while server.group() and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert not server.group(), "workers kept serving after their parent was killed"
+        with pytest.raises(requests.ConnectionError):
+            requests.get(f"{server.url}/health", timeout=5)
+        assert not read_copies(workers)
+        # A copy whose owner died without any cleanup (here: a made-up dead pid) is swept by the next start.
+        orphan = read_copies({server.process.pid}) or [_orphan_copy(server.process.pid)]
+        again = RunningServer(served_home)
+        again.stop()
+        assert not any(path.exists() for path in orphan)
+    finally:
+        server.stop()
+
+
+def _orphan_copy(dead_pid: int) -> Path:
+    from twin_resources.vector_store import READ_PREFIX, _scratch_folder
+
+    orphan = _scratch_folder() / f"{READ_PREFIX}{dead_pid}-left"
+    (orphan / "store").mkdir(parents=True)
+    return orphan
 
 
 @pytest.fixture

@@ -27,6 +27,7 @@ from twin_resources.settings import twin_home
 
 KEEP_VERSIONS = 2  # the live one, and the one a slow reader may still be copying
 WRITE_BATCH = 256
+READ_PREFIX = "twin-qdrant-read-"  # then the reading process's pid: copies outlive a killed reader
 
 
 class VectorStoreError(RuntimeError):
@@ -37,6 +38,35 @@ def _fast_scratch() -> str | None:
     """A memory-backed folder where sqlite's fsync costs nothing, when the system has one."""
     shm = Path("/dev/shm")
     return str(shm) if shm.is_dir() and os.access(shm, os.W_OK) else None
+
+
+def _scratch_folder() -> Path:
+    return Path(_fast_scratch() or tempfile.gettempdir())
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # someone else's process
+        return True
+    return True
+
+
+def remove_read_copies(pid: int | None = None) -> None:
+    """Remove the private copies a reader process holds (this one by default): for exit paths that skip
+    the readers' own cleanup, such as a worker ending on a signal."""
+    for copy in _scratch_folder().glob(f"{READ_PREFIX}{pid or os.getpid()}-*"):
+        shutil.rmtree(copy, ignore_errors=True)
+
+
+def sweep_orphaned_read_copies() -> None:
+    """Remove copies whose reader is gone (killed with -9, say): memory-backed storage is memory."""
+    for copy in _scratch_folder().glob(f"{READ_PREFIX}*-*"):
+        owner = copy.name.removeprefix(READ_PREFIX).split("-", 1)[0]
+        if owner.isdigit() and not _alive(int(owner)):
+            shutil.rmtree(copy, ignore_errors=True)
 
 
 def _fsync_tree(root: Path) -> None:
@@ -71,7 +101,8 @@ class VectorStore(dg.ConfigurableResource):
         if not self.embedded:
             yield self._server_client()
             return
-        with self._private_copy("twin-qdrant-read-") as (client, _):
+        sweep_orphaned_read_copies()
+        with self._private_copy(f"{READ_PREFIX}{os.getpid()}-", rebuild_if_lost=False) as (client, _):
             yield client
 
     @contextmanager
@@ -83,18 +114,22 @@ class VectorStore(dg.ConfigurableResource):
         self._root.mkdir(parents=True, exist_ok=True)
         with FileLock(str(self._root / "write.lock")):
             self._sweep_killed_writers()
-            with self._private_copy(self._write_prefix) as (client, store):
+            with self._private_copy(self._write_prefix, rebuild_if_lost=True) as (client, store):
                 yield client
                 client.close()  # flushed and unlocked before its files are copied
                 self._publish(store)
 
     @contextmanager
-    def _private_copy(self, prefix: str) -> Iterator[tuple[QdrantClient, Path]]:
+    def _private_copy(self, prefix: str, rebuild_if_lost: bool) -> Iterator[tuple[QdrantClient, Path]]:
         """An embedded client over a scratch copy of the live store, removed afterwards."""
         with tempfile.TemporaryDirectory(prefix=prefix, dir=_fast_scratch()) as scratch:
             store = Path(scratch) / "store"
-            self._copy_live(store)
-            client = QdrantClient(path=str(store))
+            self._copy_live(store, rebuild_if_lost)
+            try:
+                client = QdrantClient(path=str(store))
+            except Exception as error:  # qdrant's local mode reads every collection here
+                raise VectorStoreError(f"the vector store {self.location} is damaged ({type(error).__name__}); "
+                                       f"remove {self._root} and run `twin features` to rebuild it") from error
             try:
                 yield client, store
             finally:
@@ -111,8 +146,7 @@ class VectorStore(dg.ConfigurableResource):
 
     def _sweep_killed_writers(self) -> None:
         """Scratch copies left by a writer that was killed: none can be live while we hold the lock."""
-        scratch = Path(_fast_scratch() or tempfile.gettempdir())
-        for stale in scratch.glob(self._write_prefix + "*"):
+        for stale in _scratch_folder().glob(self._write_prefix + "*"):
             shutil.rmtree(stale, ignore_errors=True)
 
     def _server_client(self) -> QdrantClient:
@@ -121,8 +155,11 @@ class VectorStore(dg.ConfigurableResource):
         except Exception as error:
             raise VectorStoreError(f"cannot reach Qdrant at {self.url}: {error}") from None
 
-    def _copy_live(self, target: Path) -> None:
+    def _copy_live(self, target: Path, rebuild_if_lost: bool) -> None:
         live = self._root / "current"
+        if live.is_symlink() and not live.exists() and not rebuild_if_lost:
+            raise VectorStoreError(f"the vector store is broken: {live} points to {os.readlink(live)}, which is "
+                                   "missing; `twin features` rebuilds it")
         if live.exists():
             shutil.copytree(live.resolve(), target, ignore=shutil.ignore_patterns(".lock"))
         else:

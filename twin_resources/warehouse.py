@@ -2,7 +2,8 @@
 
 Both speak the same API subset (find with projection, replace/update with upsert, distinct,
 count_documents, delete_many), so there is one code path. montydb has no working unique indexes, so
-uniqueness comes from deterministic `_id`s.
+uniqueness comes from deterministic `_id`s; it reads a document by `_id` through sqlite's key
+(`keyed_montydb`), so an upsert costs the same at the first document and at the hundred-thousandth.
 """
 
 from collections.abc import Iterable, Iterator
@@ -43,10 +44,14 @@ def _open_database(uri: str, home: str, database: str):
         return client, client[database]
     from montydb import MontyClient, set_storage
 
+    from twin_resources import keyed_montydb
+
     repository = Path(home or twin_home()) / "warehouse"
     repository.mkdir(parents=True, exist_ok=True)
-    if not (repository / "monty.storage.cfg").exists():
-        set_storage(str(repository), storage="sqlite")
+    chosen = repository / ".monty.storage"  # montydb's record of the storage; the files are the same
+    if not (repository / "monty.storage.cfg").exists() or not chosen.exists() or \
+            chosen.read_text().strip() != keyed_montydb.STORAGE_NAME:
+        set_storage(str(repository), storage=keyed_montydb.STORAGE_NAME)
     client = MontyClient(str(repository))
     return client, client[database]
 
@@ -96,7 +101,12 @@ class Warehouse(dg.ConfigurableResource):
         return "MongoDB" if self.uri else f"embedded store in {Path(self.home or twin_home()) / 'warehouse'}"
 
     def collection(self, name: str):
-        return self.connect()._db[name]
+        db = self.connect()._db
+        if self.uri:
+            return db[name]
+        from twin_resources.keyed_montydb import KeyedMontyCollection
+
+        return KeyedMontyCollection(db, name)  # finds a document by `_id` through the key
 
     def _insert_if_missing(self, collection: str, record: dict) -> bool:
         """Insert unless a record with this `_id` exists; True when inserted."""

@@ -26,6 +26,7 @@ def serve(host, port, workers, max_batch_size, batch_timeout, max_tokens):
                                               batch_timeout=batch_timeout, max_tokens=max_tokens)
     if serving.host not in ("127.0.0.1", "0.0.0.0", "::"):
         fail("--host must be 127.0.0.1, 0.0.0.0 or :: (what LitServe binds)")
+    _require_servable()
     key_needed = bool(serving.api_key.get_secret_value())
     click.echo(f"twin: loading the model for http://{serving.host}:{serving.port}"
                f"{'; API key required' if key_needed else ''}. Ctrl+C stops every worker.")
@@ -35,6 +36,26 @@ def serve(host, port, workers, max_batch_size, batch_timeout, max_tokens):
     except KeyboardInterrupt:  # SIGINT or SIGTERM: LitServe has stopped its workers
         pass
     click.echo("twin: stopped")
+
+
+def _require_servable() -> None:
+    """What every worker would otherwise fail on, each with a traceback, said once in one line: the stores
+    open, and a model is promoted when the server follows promotions."""
+    from twin_resources.configured import llm_from_env, resources_from_env
+
+    with open_warehouse():
+        pass
+    try:
+        with resources_from_env()["vector_store"].process_config_and_initialize_cm() as store, store.read():
+            pass
+        with llm_from_env().process_config_and_initialize_cm() as llm:
+            if llm.follows_promotions and not llm.promoted_versions():
+                fail("no model is promoted yet: run `twin demo`, materialize base_model in Dagster, or "
+                     "`twin models promote VERSION`; or set TWIN_LLM_MODEL to a model path or TWIN_LLM_BASE_URL")
+    except click.ClickException:
+        raise
+    except Exception as error:  # a broken vector store or registry
+        fail(f"cannot serve: {error}")
 
 
 def _announce_when_ready(serving) -> None:

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import ClassVar
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
+import idna
 from pydantic import BaseModel, ConfigDict, Field
 
 _NAMESPACE = uuid.UUID("5b0c7d1e-9a41-4f55-8f0e-7c3b1f2a6d90")
@@ -42,12 +43,13 @@ def stable_id(*parts: str) -> str:
 
 
 def normalize_link(link: str) -> str:
-    """One spelling per resource: lower-case scheme and host, no default port, fragment, tracking
-    parameters or trailing slash. Local paths (git repositories, LinkedIn exports) become absolute."""
+    """One spelling per resource: lower-case scheme and host (an international host in its ASCII form),
+    no default port, fragment, tracking parameters or trailing slash. Local paths (git repositories,
+    LinkedIn exports) become absolute."""
     link = link.strip()
     parts = urlsplit(link)
     if parts.scheme in ("http", "https"):
-        host = (parts.hostname or "").lower()
+        host = _ascii_host(parts.hostname or "")
         if parts.port and (parts.scheme, parts.port) not in (("http", 80), ("https", 443)):
             host = f"{host}:{parts.port}"
         query = urlencode([(k, v) for k, v in parse_qsl(parts.query, keep_blank_values=True)
@@ -61,6 +63,17 @@ def normalize_link(link: str) -> str:
     if re.match(r"^[\w.-]+@[\w.-]+:", link):  # scp-like git remote: git@host:owner/repo.git
         return link
     return str(_absolute_path(link))
+
+
+def _ascii_host(host: str) -> str:
+    """"bücher.example" and "xn--bcher-kva.example" are one host: keep the punycode that DNS uses."""
+    host = host.lower()
+    if host.isascii():
+        return host
+    try:
+        return idna.encode(host, uts46=True).decode("ascii")
+    except idna.IDNAError:  # not a valid international name: kept as given, the fetch will say why
+        return host
 
 
 def _absolute_path(path: str) -> Path:

@@ -7,7 +7,9 @@ import litserve as ls
 from litserve.utils import WorkerSetupStatus
 
 from twin_resources.settings import ServeSettings
+from twin_resources.vector_store import remove_read_copies, sweep_orphaned_read_copies
 from twin_serving.server.guard import Guard, install_error_handlers
+from twin_serving.server.lifetime import end_now, forked_children_exit_with_parent
 from twin_serving.server.litapi import TwinAPI
 from twin_serving.server.web import build_routes
 
@@ -35,19 +37,20 @@ def build_server(settings: ServeSettings) -> ls.LitServer:
 def serve(settings: ServeSettings) -> None:
     """Serve until SIGINT or SIGTERM; either stops every worker process, not only this one."""
     # LitServe shuts its workers down on KeyboardInterrupt; a plain SIGTERM would orphan them. SIGINT is
-    # restored too: a shell starts background jobs with it ignored. The worker processes inherit this
+    # restored too: a shell starts background jobs with it ignored. The forked API servers inherit the
     # handler: there a signal (LitServe's own terminate, or the one uvicorn re-raises after its graceful
-    # shutdown) ends the process quietly instead of printing a KeyboardInterrupt traceback.
+    # shutdown) ends the process quietly, its vector-store copies removed.
     main_process = os.getpid()
 
     def stop(signum, frame):
         if os.getpid() == main_process:
             raise KeyboardInterrupt
-        signal.signal(signum, signal.SIG_DFL)
-        os.kill(os.getpid(), signum)
+        end_now(signum, remove_read_copies)
 
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, stop)
+    forked_children_exit_with_parent()
+    sweep_orphaned_read_copies()  # left by servers killed before this one
     server = build_server(settings)
     server.run(host=settings.host, port=settings.port, num_api_servers=1, generate_client_file=False,
                log_level="warning")

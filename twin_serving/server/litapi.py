@@ -33,9 +33,13 @@ class TwinAPI(ls.LitAPI):
     def setup(self, device):
         from twin_resources.configured import resources_from_env
         from twin_resources.settings import quiet_transformers
+        from twin_resources.vector_store import remove_read_copies
         from twin_serving.server.engine import TwinEngine
+        from twin_serving.server.lifetime import end_on_signal, exit_with_parent
         from twin_serving.server.trace_store import open_trace_recorder
 
+        exit_with_parent()  # a spawned worker: it must not outlive `twin serve`
+        end_on_signal(remove_read_copies)  # LitServe stops it with SIGTERM: its store copy goes with it
         quiet_transformers()
         resources = resources_from_env()
         self.engine = TwinEngine(resources, self.settings, open_trace_recorder(resources["warehouse"]))
