@@ -1,5 +1,6 @@
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -130,6 +131,33 @@ def test_features_then_search_finds_the_crawled_article(twin_home, site):
     assert posts and {hit["category"] for hit in posts} == {"posts"}
     unknown = twin("search", "anything", "--author", "Nobody Here")
     assert unknown.returncode == 1 and "Nobody Here" in unknown.stderr
+
+    # A damaged store is said in one line, and a lost one is rebuilt by the next `twin features`.
+    published = (twin_home / "qdrant" / "current").resolve()
+    for storage in published.rglob("storage.sqlite"):
+        storage.write_bytes(b"not a database" * 100)
+    damaged = twin("search", "streaming")
+    assert damaged.returncode == 1 and len(damaged.stderr.strip().splitlines()) == 1, damaged.stderr
+    assert damaged.stderr.startswith("Error: the vector store") and "damaged" in damaged.stderr
+    shutil.rmtree(published)
+    lost = twin("search", "streaming")
+    assert lost.returncode == 1 and len(lost.stderr.strip().splitlines()) == 1, lost.stderr
+    assert "the vector store is broken" in lost.stderr and "no chunks yet" not in lost.stderr
+    assert twin("features", timeout=300).returncode == 0
+    assert twin("search", "streaming").returncode == 0
+
+
+def test_a_damaged_warehouse_or_no_promoted_model_is_one_line_not_a_traceback(twin_home):
+    served = twin("serve", "--port", "1")
+    assert served.returncode == 1 and len(served.stderr.strip().splitlines()) == 1, served.stderr
+    assert "no model is promoted yet" in served.stderr
+    assert twin("links", "add", "--author", "Ada Quill", "https://ada.example/p/1").returncode == 0
+    for collection in (twin_home / "warehouse").rglob("*.collection"):
+        collection.write_bytes(b"\x00garbage" * 64)
+    for args in (("links", "list"), ("crawl",), ("serve", "--port", "1")):
+        result = twin(*args)
+        assert result.returncode == 1 and len(result.stderr.strip().splitlines()) == 1, (args, result.stderr)
+        assert "warehouse" in result.stderr and "Traceback" not in result.stderr
 
 
 @pytest.mark.skipif(not SHARED_HANDBOOK.is_dir(), reason="needs ../shared/corpora/handbook")

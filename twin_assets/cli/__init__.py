@@ -7,8 +7,31 @@ import click
 
 from twin_assets.cli import collection, models, serve
 
+# (module, class) of a store's failure -> what to put before its message (warehouse, vector store and
+# registry errors say which store already)
+STORE_ERRORS = {
+    ("twin_resources.warehouse", "WarehouseError"): "", ("twin_resources.vector_store", "VectorStoreError"): "",
+    ("twin_resources.domain.models", "RegistryError"): "",
+    ("sqlite3", "DatabaseError"): "the embedded warehouse cannot be read (is a file under TWIN_HOME/warehouse damaged?): ",
+    ("pymongo.errors", "PyMongoError"): "MongoDB: ",
+}
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+
+class TwinGroup(click.Group):
+    """Failures of the stores reach a person as one line naming the store, not as a traceback."""
+
+    def invoke(self, ctx):
+        try:
+            return super().invoke(ctx)
+        except Exception as error:
+            for kind in type(error).__mro__:
+                prefix = STORE_ERRORS.get((kind.__module__, kind.__name__))
+                if prefix is not None:
+                    raise click.ClickException(prefix + (" ".join(str(error).split()) or kind.__name__)) from None
+            raise
+
+
+@click.group(cls=TwinGroup, context_settings={"help_option_names": ["-h", "--help"]})
 def main():
     """LLM Twin: learn one person's writing voice from their own writing."""
 

@@ -43,8 +43,8 @@ def _require_servable() -> None:
     open, and a model is promoted when the server follows promotions."""
     from twin_resources.configured import llm_from_env, resources_from_env
 
-    with open_warehouse():
-        pass
+    with open_warehouse() as warehouse:
+        warehouse.users()  # what the engine reads first: a damaged file fails here, in one line
     try:
         with resources_from_env()["vector_store"].process_config_and_initialize_cm() as store, store.read():
             pass
