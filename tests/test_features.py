@@ -154,6 +154,39 @@ def test_features_are_incremental_by_content_hash(warehouse, store, chunker, emb
     assert demo_articles[1].id not in left and demo_articles[0].id in left
 
 
+FOOTER = "Whenever you're ready, here is how I can help you: my free seven-lesson course."
+
+
+def newsletter(author, number: int, footer: bool) -> ArticleDocument:
+    body = (f"Issue {number} opens on its own thought, number {number}, said once and never again.\n\n"
+            "```\nprint('code repeats and stays')\n```\n\n"
+            f"A second paragraph that only issue {number} has." + (f"\n\n{FOOTER}" if footer else ""))
+    return article(author, f"issue-{number}", f"Issue {number}", body)
+
+
+def test_lines_repeated_across_an_authors_documents_are_removed_and_counted(warehouse, store, chunker, embedder,
+                                                                             author):
+    for number in range(3):
+        warehouse.upsert_document(newsletter(author, number, footer=True))
+    cleaned, _ = materialize_features(warehouse, store, chunker, embedder, author)
+    assert cleaned.total("lines_removed") == 0  # three documents: too few to call anything repeated
+
+    for number in range(3, 6):
+        warehouse.upsert_document(newsletter(author, number, footer=number < 4))
+    cleaned, _ = materialize_features(warehouse, store, chunker, embedder, author)
+    # Four of six now share the footer: it leaves all four, the three stored ones are cleaned again.
+    assert cleaned.total("lines_removed") == 4 and cleaned.total("updated") == 3 and cleaned.total("added") == 3
+    assert cleaned.repeated_lines == {FOOTER: 4}
+    with store.read() as client:
+        documents = [r.payload for r in scroll_all(client, "cleaned_articles")]
+    assert len(documents) == 6 and not [d for d in documents if "how I can help you" in d["content"]]
+    assert all("print('code repeats and stays')" in d["content"] and "said once" in d["content"] for d in documents)
+    assert sorted(d["removed_lines"] for d in documents) == [0, 0, 1, 1, 1, 1]
+
+    cleaned, _ = materialize_features(warehouse, store, chunker, embedder, author)
+    assert cleaned.total("unchanged") == 6 and cleaned.total("lines_removed") == 0
+
+
 def test_a_failed_write_publishes_nothing(warehouse, store, chunker, embedder, author, demo_articles):
     materialize_features(warehouse, store, chunker, embedder, author)
     before = store.published_at()

@@ -63,8 +63,14 @@ def cleaned_documents(context: dg.AssetExecutionContext, warehouse: Warehouse,
         outcomes = check_cleaned(client, report, author)
         version = stored_content_version(client, cleaned_collection, author)
     context.log.info(f"{author.full_name}: {report.total('stored')} cleaned documents "
-                     f"({report.total('added')} new, {report.total('updated')} updated, {report.total('removed')} removed)")
-    return dg.MaterializeResult(metadata=_metadata(report, "documents"), data_version=dg.DataVersion(version),
+                     f"({report.total('added')} new, {report.total('updated')} updated, {report.total('removed')} "
+                     f"removed); {report.total('lines_removed')} repeated lines taken out")
+    metadata = {**_metadata(report, "documents"), "repeated_lines_removed": report.total("lines_removed")}
+    if report.repeated_lines:
+        metadata["repeated_lines"] = dg.MetadataValue.md(markdown_table(
+            ["line repeated across the author's documents (removed)", "documents"],
+            [[line[:120], count] for line, count in report.repeated_lines.most_common(25)]))
+    return dg.MaterializeResult(metadata=metadata, data_version=dg.DataVersion(version),
                                 check_results=check_results(CLEANED_CHECKS, outcomes))
 
 

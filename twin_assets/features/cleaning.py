@@ -30,6 +30,8 @@ RULE = re.compile(r"^\s*([*_-]\s*){3,}$")
 FENCE = re.compile(r"^\s*(```|~~~)")
 SPACES = re.compile(r"[ \t\u00a0\u2000-\u200a\u202f\u205f\u3000]+")
 KEEP_CONTROLS = {"\n", "\t"}
+BARE_DATE = re.compile(r"^(jan|feb|mar|apr|may|jun|jul|aug|sep|oct|nov|dec)[a-z]*\.? \d{1,2}, \d{4}$", re.IGNORECASE)
+TOP_PARAGRAPHS = 12  # where a page repeats its title, subtitle and date above the text
 
 
 def _is_decorative(char: str) -> bool:
@@ -96,6 +98,27 @@ def clean_prose(text: str, title: str | None = None) -> str:
             paragraphs[-1].append(line)  # hard-wrapped lines of one paragraph join with a space
     joined = [" ".join(lines) for lines in paragraphs if lines]
     return "\n\n".join(_join_list_items(joined)).strip()
+
+
+def drop_echoes_at_top(text: str, *headings: str | None) -> str:
+    """Without the page's repeats of its own title or subtitle, and bare dates, among the first paragraphs
+    (the document keeps its title and subtitle as fields)."""
+    echoes = {" ".join(h.lower().split()) for h in headings if h and h.strip()}
+    paragraphs = text.split("\n\n")
+    top = [p for p in paragraphs[:TOP_PARAGRAPHS]
+           if " ".join(p.lower().split()) not in echoes and not BARE_DATE.match(p.strip())]
+    return "\n\n".join(top + paragraphs[TOP_PARAGRAPHS:])
+
+
+def fenced_code(text: str) -> list[str]:
+    """The lines inside code fences, cleaned as `clean_prose` cleans them (it keeps code as text)."""
+    lines, inside = [], False
+    for raw in html.unescape(text).split("\n"):  # fences first: normalizing drops backticks
+        if FENCE.match(raw):
+            inside = not inside
+        elif inside and (line := _clean_line(normalize_unicode(raw))):
+            lines.append(line)
+    return lines
 
 
 def _join_list_items(paragraphs: list[str]) -> list[str]:

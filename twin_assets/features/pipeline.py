@@ -12,7 +12,8 @@ import numpy as np
 from qdrant_client import QdrantClient, models
 
 from twin_assets.features.chunking import Chunker
-from twin_assets.features.cleaned import CLEANER_VERSION, clean_document
+from twin_assets.features.cleaned import CLEANER_VERSION, clean_document, without_repeated
+from twin_assets.features.repeated import RepeatedLines
 from twin_resources.domain.documents import Category, UserDocument
 from twin_resources.domain.features import Chunk, CleanedDocument, chunk_id, content_version, text_hash
 from twin_resources.embedding import Embedder
@@ -43,6 +44,8 @@ class StepReport:
     skipped: list[tuple[str, str]] = field(default_factory=list)  # (link, reason)
     seconds: dict[str, float] = field(default_factory=lambda: defaultdict(float))
     tokens_embedded: int = 0
+    lines_removed: Counter = field(default_factory=Counter)  # lines repeated across the author's documents
+    repeated_lines: Counter = field(default_factory=Counter)  # each removed line: in how many documents
 
     def total(self, name: str) -> int:
         return sum(getattr(self, name).values())
@@ -77,7 +80,8 @@ def _point(id_: str, payload: dict, vector: list[float] | None = None) -> models
 
 def sync_cleaned_documents(warehouse: Warehouse, client: QdrantClient, author: UserDocument,
                            log: Callable[[str], None] = lambda message: None) -> StepReport:
-    """Make the author's cleaned documents match their raw documents."""
+    """Make the author's cleaned documents match their raw documents, without the lines that repeat across
+    them (per category: each platform has its own chrome)."""
     report = StepReport()
     for category in Category:
         name = cleaned_collection(category)
@@ -85,11 +89,21 @@ def sync_cleaned_documents(warehouse: Warehouse, client: QdrantClient, author: U
             ensure_collection(client, name, None, INDEXED_FIELDS)
             raws = list(warehouse.documents(category, author_id=author.id))
             stored = {r.id: r.payload for r in scroll_all(client, name, field_filter(author_id=author.id),
-                                                          payload=["source_hash", "cleaner_version"])}
-        fresh = [raw for raw in raws
-                 if stored.get(raw.id) != {"source_hash": raw.content_hash, "cleaner_version": CLEANER_VERSION}]
+                                                          payload=["source_hash", "cleaner_version", "line_keys",
+                                                                   "removal_key"])}
         with report.timed("clean"):
-            cleaned = [clean_document(raw) for raw in fresh]
+            alone = {raw.id: clean_document(raw) for raw in raws if not _cleaned_as_is(stored.get(raw.id), raw)}
+            keys = {raw.id: alone[raw.id].line_keys if raw.id in alone else stored[raw.id].get("line_keys", [])
+                    for raw in raws}
+            repeated = RepeatedLines.find(keys.values()) if category is not Category.REPOSITORIES else RepeatedLines()
+            fresh = [raw for raw in raws
+                     if raw.id in alone or stored[raw.id].get("removal_key") != repeated.removal_key(keys[raw.id])]
+            cleaned = []
+            for raw in fresh:
+                document, removed = without_repeated(alone.get(raw.id) or clean_document(raw), repeated)
+                cleaned.append(document)
+                report.repeated_lines.update({" ".join(line.split()): 1 for line in removed})
+            report.lines_removed[category] = sum(document.removed_lines for document in cleaned)
         for document in cleaned:
             if document.is_empty:
                 report.skipped.append((document.link, "nothing left after cleaning"))
@@ -106,6 +120,12 @@ def sync_cleaned_documents(warehouse: Warehouse, client: QdrantClient, author: U
         report.unchanged[category] = len(raws) - len(fresh)
         report.stored[category] = client.count(name, count_filter=field_filter(author_id=author.id)).count
     return report
+
+
+def _cleaned_as_is(stored: dict | None, raw) -> bool:
+    """True when the stored cleaned document came from this raw text with this cleaner."""
+    return bool(stored) and stored.get("source_hash") == raw.content_hash \
+        and stored.get("cleaner_version") == CLEANER_VERSION
 
 
 def sync_embedded_chunks(client: QdrantClient, embedder: Embedder, chunker: Chunker, author: UserDocument,

@@ -29,6 +29,9 @@ class CleanedDocument(SourceFields):
     source_hash: str  # the raw document's content hash: unchanged raw text is never cleaned again
     cleaner_version: str  # bumped when cleaning changes, so every document is cleaned again once
     content_hash: str
+    line_keys: list[str] = []  # the cleaned text's lines, as keys, before lines repeated across the
+    removal_key: str = ""  # author's documents went; what went, as one hash
+    removed_lines: int = 0
 
     @property
     def is_empty(self) -> bool:
