@@ -2,6 +2,7 @@
 outlive a `kill -9` of the main process and keep the port (a restart then fails: address in use)."""
 
 import ctypes
+import multiprocessing
 import os
 import signal
 from collections.abc import Callable
@@ -9,21 +10,25 @@ from collections.abc import Callable
 PR_SET_PDEATHSIG = 1
 
 
-def exit_with_parent() -> None:
-    """Have the kernel send this process SIGTERM when its parent dies (Linux); exit now if it already has."""
-    parent = os.getppid()
+def exit_with_parent(parent: int | None = None) -> None:
+    """Have the kernel send this process SIGTERM when its parent dies (Linux); exit now if `parent` (the
+    pid that started this process: multiprocessing's parent by default) has died already."""
+    if parent is None:
+        started_by = multiprocessing.parent_process()
+        parent = started_by.pid if started_by else os.getppid()
     try:
         libc = ctypes.CDLL(None, use_errno=True)
         libc.prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
     except (OSError, AttributeError):  # not Linux: LitServe's own shutdown is all there is
         return
-    if os.getppid() != parent or parent == 1:  # the parent died before the request took effect
+    if os.getppid() != parent:  # reparented: the parent died before the request took effect
         os._exit(0)
 
 
 def forked_children_exit_with_parent() -> None:
     """From now on every process this one forks (LitServe's API servers) ends when it does."""
-    os.register_at_fork(after_in_child=exit_with_parent)
+    parent = os.getpid()  # not the child's getppid() after the fork: the parent may be gone by then
+    os.register_at_fork(after_in_child=lambda: exit_with_parent(parent))
 
 
 def end_now(signum: int, cleanup: Callable[[], None]) -> None:
