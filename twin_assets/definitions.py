@@ -9,7 +9,7 @@ join the jobs only where a GPU is present (TWIN_GPU).
 
 import dagster as dg
 
-from twin_assets import collection, features, models, retrieval
+from twin_assets import collection, datasets, features, models, retrieval
 from twin_assets.dead_runs import build_dead_runs_sensor
 from twin_resources.configured import resources_from_env
 from twin_resources.model_io import ModelVersionIOManager
@@ -41,6 +41,7 @@ def build_definitions(resources: dict | None = None, gpu: bool | None = None) ->
     return dg.Definitions.merge(
         collection.defs,
         features.defs,
+        datasets.defs,
         models.defs,
         retrieval.defs,
         dg.Definitions(jobs=jobs, sensors=sensors, resources=resources),

@@ -10,6 +10,9 @@ class InstructionSample(BaseModel):
     answer: str
     document_id: str  # the split is by document, so one document's samples never land on both sides
     author_id: str
+    author: str = ""  # the author's name as written
+    link: str = ""  # where the answer was published
+    category: str = ""
 
 
 class PreferenceSample(BaseModel):

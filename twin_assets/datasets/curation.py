@@ -1,0 +1,107 @@
+"""Curation of instruction samples, each step counted: rule filters, near-duplicate removal, and
+decontamination of the test side.
+
+- Rules: the book's answer filters (at least 100 characters, starting with a capital or a digit), link-only
+  text, and code in a prose category (the twin writes prose; code is taught from repositories).
+- Near-duplicates: answers whose word 5-grams overlap at an estimated Jaccard of 0.8 or more (MinHash LSH,
+  datasketch) keep their first occurrence, train side first.
+- Decontamination: a test sample sharing a 13-word sequence with any train sample is dropped, so the held-out
+  score is never a memory test.
+"""
+
+import re
+from collections import Counter
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+
+from datasketch import MinHash, MinHashLSH
+
+from twin_resources.domain.training import InstructionSample
+
+MIN_ANSWER_CHARS = 100
+URL = re.compile(r"https?://\S+")
+CODE_LINE = re.compile(r"^\s*(def |class |import |from \S+ import |return |[\w.]+\s*=\s*\S|[{}\[\]();]+$|#include|//)")
+WORD = re.compile(r"\w+")
+DUPLICATE_JACCARD = 0.8
+CONTAMINATION_WORDS = 13
+
+
+@dataclass
+class CurationReport:
+    dropped: Counter = field(default_factory=Counter)  # reason -> samples
+
+    def as_rows(self) -> list[list]:
+        return [[reason, count] for reason, count in sorted(self.dropped.items())]
+
+
+def rule_failure(answer: str) -> str | None:
+    """Why an answer is not one to teach from, or None."""
+    text = answer.strip()
+    if len(text) < MIN_ANSWER_CHARS:
+        return f"shorter than {MIN_ANSWER_CHARS} characters"
+    if not (text[0].isupper() or text[0].isdigit() or text[0] in "\"'“(-"):
+        return "does not start a sentence"
+    if len(URL.sub("", text).strip()) < len(text) / 3:
+        return "mostly links"
+    lines = [line for line in text.split("\n") if line.strip()]
+    if sum(bool(CODE_LINE.match(line)) for line in lines) > len(lines) / 2:
+        return "code in prose"
+    return None
+
+
+def _words(text: str) -> list[str]:
+    return WORD.findall(text.lower())
+
+
+def _signature(text: str) -> MinHash:
+    words = _words(text)
+    signature = MinHash(num_perm=128, seed=1)
+    signature.update_batch([" ".join(words[i:i + 5]).encode() for i in range(max(len(words) - 4, 1))])
+    return signature
+
+
+def ngrams(text: str, n: int = CONTAMINATION_WORDS) -> set[tuple[str, ...]]:
+    words = _words(text)
+    return {tuple(words[i:i + n]) for i in range(len(words) - n + 1)}
+
+
+def curate(train: Iterable[InstructionSample], test: Iterable[InstructionSample],
+           contamination_words: int = CONTAMINATION_WORDS,
+           ) -> tuple[list[InstructionSample], list[InstructionSample], CurationReport]:
+    report = CurationReport()
+    sides: dict[str, list[InstructionSample]] = {"train": [], "test": []}
+    for side, samples in (("train", train), ("test", test)):
+        for sample in samples:
+            reason = rule_failure(sample.answer)
+            if reason:
+                report.dropped[reason] += 1
+            else:
+                sides[side].append(sample)
+
+    lsh = MinHashLSH(threshold=DUPLICATE_JACCARD, num_perm=128)
+    for side in ("train", "test"):
+        kept = []
+        for number, sample in enumerate(sides[side]):
+            signature = _signature(sample.answer)
+            if lsh.query(signature):
+                report.dropped["near-duplicate answer"] += 1
+                continue
+            lsh.insert(f"{side}-{number}", signature)
+            kept.append(sample)
+        sides[side] = kept
+
+    seen = set().union(*(ngrams(s.answer, contamination_words) for s in sides["train"]))
+    clean_test = []
+    for sample in sides["test"]:
+        if ngrams(sample.answer, contamination_words) & seen:
+            report.dropped[f"test shares {contamination_words} words with train"] += 1
+        else:
+            clean_test.append(sample)
+    return sides["train"], clean_test, report
+
+
+def contaminated(train: Iterable[InstructionSample], test: Iterable[InstructionSample],
+                 contamination_words: int = CONTAMINATION_WORDS) -> int:
+    """Test samples sharing a `contamination_words`-word sequence with a train answer (the check's count)."""
+    seen = set().union(*(ngrams(s.answer, contamination_words) for s in train))
+    return sum(1 for sample in test if ngrams(sample.answer, contamination_words) & seen)
