@@ -46,6 +46,11 @@ def test_extracts_end_on_paragraphs_within_the_bounds_and_keep_the_authors_words
     assert cut_extracts("post", "A short post.\n\nTwo paragraphs.")[0].text == "A short post.\n\nTwo paragraphs."
     assert cut_extracts("empty", "  ") == []
 
+    quoted = " ".join(f'She said "{prose(seed, 1)}" (Then {prose(seed + 1, 1)})' for seed in range(8))
+    pieces = cut_extracts("long", quoted, ExtractConfig(min_chars=200, max_chars=400))
+    assert len(pieces) > 1 and all(len(p.text) <= 400 for p in pieces)
+    assert " ".join(p.text for p in pieces) == quoted  # cut between sentences, quotes and brackets kept
+
 
 def test_a_cross_post_shares_its_side_and_old_documents_never_move():
     original = "\n\n".join(prose(seed, 5) for seed in range(10))

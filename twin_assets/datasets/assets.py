@@ -37,7 +37,7 @@ DATASET_CHECKS = (
 
 class DatasetConfig(dg.Config):
     min_chars: int = Field(1000, ge=1, description="an extract grows paragraph by paragraph to at least this")
-    max_chars: int = Field(2000, ge=1, description="and never past this, unless one sentence is longer")
+    max_chars: int = Field(2000, ge=1, description="and never past this")
     test_share: float = Field(0.1, gt=0, lt=1, description="share of documents held out (by a stable hash)")
     writer: str = Field("template", description="the instruction writer: `template` (offline, the default)")
 

@@ -2,7 +2,9 @@
 
 An extract is 1,000-2,000 characters by default: long enough to carry a voice, short enough for a small
 model's context. A document shorter than the maximum (most posts) stays whole. A short line without end
-punctuation is read as a section heading: it starts a new extract and names it, and stays out of the text.
+punctuation is read as a section heading: it ends an extract that is long enough and names the next one
+(an extract too short to end there keeps the heading in its text). A sentence longer than the maximum
+(code kept on one line, a list without full stops) is cut between words.
 """
 
 import re
@@ -10,13 +12,14 @@ from dataclasses import dataclass
 
 from pydantic import BaseModel, Field
 
-SENTENCE_END = re.compile(r"(?<=[.!?…])[\"')\]]*\s+(?=[A-Z0-9\"'(\[])")
+# The space after a sentence's end (and its closing quote or bracket): only the space is cut out.
+SENTENCE_END = re.compile(r"(?:(?<=[.!?…])|(?<=[.!?…][\"')\]]))\s+(?=[A-Z0-9\"'(\[])")
 HEADING_MAX_CHARS = 80
 
 
 class ExtractConfig(BaseModel):
     min_chars: int = Field(1000, ge=1, description="extracts grow paragraph by paragraph to at least this")
-    max_chars: int = Field(2000, ge=1, description="and never past this, unless one sentence is longer")
+    max_chars: int = Field(2000, ge=1, description="and never past this")
 
 
 @dataclass(frozen=True)
