@@ -2,7 +2,6 @@
 fine-tuning through the `model_io` IO manager like a model."""
 
 import json
-import warnings
 
 import dagster as dg
 from pydantic import Field
@@ -22,9 +21,6 @@ from twin_resources.feature_store import cleaned_collection
 from twin_resources.model_registry import ModelRegistry, recipe_hash
 from twin_resources.vector_store import VectorStore, field_filter, scroll_all
 from twin_resources.warehouse import Warehouse, WarehouseError
-
-# A dataset's output (its version, for the IO manager) carries its data version, a beta parameter.
-warnings.filterwarnings("ignore", category=dg.BetaWarning, message=".*data_version.*")
 
 MIN_TRAIN_SAMPLES = 10
 DATASET_CHECKS = (

@@ -14,14 +14,14 @@ from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
-from datasketch import MinHash, MinHashLSH
+from datasketch import MinHashLSH
 
+from twin_assets.datasets.shingles import NUM_PERM, SHINGLE_WORDS, minhash, word_ngrams, words
 from twin_resources.domain.training import InstructionSample
 
 MIN_ANSWER_CHARS = 100
 URL = re.compile(r"https?://\S+")
 CODE_LINE = re.compile(r"^\s*(def |class |import |from \S+ import |return |[\w.]+\s*=\s*\S|[{}\[\]();]+$|#include|//)")
-WORD = re.compile(r"\w+")
 DUPLICATE_JACCARD = 0.8
 CONTAMINATION_WORDS = 13
 
@@ -49,20 +49,9 @@ def rule_failure(answer: str) -> str | None:
     return None
 
 
-def _words(text: str) -> list[str]:
-    return WORD.findall(text.lower())
-
-
-def _signature(text: str) -> MinHash:
-    words = _words(text)
-    signature = MinHash(num_perm=128, seed=1)
-    signature.update_batch([" ".join(words[i:i + 5]).encode() for i in range(max(len(words) - 4, 1))])
-    return signature
-
-
-def ngrams(text: str, n: int = CONTAMINATION_WORDS) -> set[tuple[str, ...]]:
-    words = _words(text)
-    return {tuple(words[i:i + n]) for i in range(len(words) - n + 1)}
+def ngrams(text: str, n: int = CONTAMINATION_WORDS) -> set[str]:
+    """The text's n-word sequences; none when it is shorter than n words."""
+    return word_ngrams(text, n) if len(words(text)) >= n else set()
 
 
 def curate(train: Iterable[InstructionSample], test: Iterable[InstructionSample],
@@ -78,11 +67,11 @@ def curate(train: Iterable[InstructionSample], test: Iterable[InstructionSample]
             else:
                 sides[side].append(sample)
 
-    lsh = MinHashLSH(threshold=DUPLICATE_JACCARD, num_perm=128)
+    lsh = MinHashLSH(threshold=DUPLICATE_JACCARD, num_perm=NUM_PERM)
     for side in ("train", "test"):
         kept = []
         for number, sample in enumerate(sides[side]):
-            signature = _signature(sample.answer)
+            signature = minhash(word_ngrams(sample.answer, SHINGLE_WORDS))
             if lsh.query(signature):
                 report.dropped["near-duplicate answer"] += 1
                 continue

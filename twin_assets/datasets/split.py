@@ -11,16 +11,14 @@ joins its group's side, and only a document with no assigned relative gets a sid
 """
 
 import hashlib
-import re
 from collections.abc import Mapping
 from typing import Literal
 
-from datasketch import MinHash, MinHashLSHEnsemble
+from datasketch import MinHashLSHEnsemble
+
+from twin_assets.datasets.shingles import NUM_PERM, SHINGLE_WORDS, minhash, word_ngrams
 
 Side = Literal["train", "test"]
-WORD = re.compile(r"\w+")
-SHINGLE_WORDS = 5
-NUM_PERM = 128
 NEAR_DUPLICATE = 0.5  # containment of word 5-grams
 
 
@@ -29,27 +27,16 @@ def side_from_hash(document_id: str, test_share: float) -> Side:
     return "test" if fraction < test_share else "train"
 
 
-def _shingles(text: str) -> set[str]:
-    words = WORD.findall(text.lower())
-    return {" ".join(words[i:i + SHINGLE_WORDS]) for i in range(max(len(words) - SHINGLE_WORDS + 1, 1))}
-
-
 def containment(first: set[str], second: set[str]) -> float:
     """The share of the smaller set found in the other."""
     smaller, larger = sorted((first, second), key=len)
     return len(smaller & larger) / len(smaller) if smaller else 0.0
 
 
-def _minhash(shingles: set[str]) -> MinHash:
-    signature = MinHash(num_perm=NUM_PERM, seed=1)
-    signature.update_batch([shingle.encode() for shingle in shingles])
-    return signature
-
-
 def near_duplicate_groups(texts: Mapping[str, str], threshold: float = NEAR_DUPLICATE) -> list[list[str]]:
     """Documents joined by near-duplication (transitively), each group sorted, groups in id order."""
-    shingles = {document_id: _shingles(text) for document_id, text in sorted(texts.items())}
-    signatures = {document_id: _minhash(found) for document_id, found in shingles.items()}
+    shingles = {document_id: word_ngrams(text, SHINGLE_WORDS) for document_id, text in sorted(texts.items())}
+    signatures = {document_id: minhash(found) for document_id, found in shingles.items()}
     ensemble = MinHashLSHEnsemble(threshold=threshold, num_perm=NUM_PERM, num_part=8)
     if signatures:
         ensemble.index([(document_id, signatures[document_id], len(shingles[document_id]))

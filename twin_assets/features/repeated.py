@@ -14,7 +14,7 @@ code from a fenced block are exempt: code repeats because it is code.
 import hashlib
 from collections import Counter
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 MIN_DOCUMENTS = 4
 MIN_SHARE = 0.1
@@ -34,10 +34,9 @@ def line_keys(text: str, code: Iterable[str] = ()) -> list[str]:
 
 @dataclass(frozen=True)
 class RepeatedLines:
-    """The keys of lines that repeat across an author's documents, and in how many documents each does."""
+    """The keys of lines that repeat across an author's documents."""
 
     keys: frozenset[str] = frozenset()
-    documents: dict[str, int] = field(default_factory=dict)
 
     @classmethod
     def find(cls, keys_per_document: Iterable[Iterable[str]], min_documents: int = MIN_DOCUMENTS,
@@ -48,8 +47,7 @@ class RepeatedLines:
             counts.update(set(keys))
             total += 1
         floor = max(min_documents, min_share * total)
-        repeated = {key: count for key, count in counts.items() if count >= floor}
-        return cls(frozenset(repeated), repeated)
+        return cls(frozenset(key for key, count in counts.items() if count >= floor))
 
     def removal_key(self, keys: Iterable[str]) -> str:
         """What would be removed from a document with these line keys, as one hash: a document is cleaned

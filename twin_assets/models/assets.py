@@ -1,7 +1,6 @@
 """The model layer's assets: the base model, its GGUF and EXL2 exports (each a registry version) and the
 default channel's promotion. Model versions flow from asset to asset through the `model_io` IO manager."""
 
-import warnings
 
 import dagster as dg
 from pydantic import Field
@@ -17,10 +16,6 @@ from twin_resources.model_registry import ModelRegistry, Registry
 from twin_resources.progress import ProgressReporter
 from twin_resources.settings import load_settings
 from twin_resources.vector_store import VectorStore
-
-# A model asset's output (its version, for the IO manager) carries its data version; Dagster marks that
-# parameter beta, which is no news to whoever runs `twin demo`.
-warnings.filterwarnings("ignore", category=dg.BetaWarning, message=".*data_version.*")
 
 MODELS = dict(group_name="models", tags={"stage": "training"})
 GPU_ONLY = {"compute": "gpu"}  # left out of the jobs where no GPU is present
