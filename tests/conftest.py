@@ -6,9 +6,11 @@ import dagster as dg
 import pytest
 
 from tests.fixtures.site import fixture_site
+from tests.fixtures.tiny_models import llama_cpp_server, tiny_base
 from twin_resources import HttpClient, Warehouse
 from twin_resources.domain.documents import UserDocument
 from twin_resources.embedding import Embedder
+from twin_resources.model_registry import Registry
 
 SHARED_HANDBOOK = Path(__file__).resolve().parents[1].parent / "shared" / "corpora" / "handbook"
 
@@ -84,3 +86,28 @@ def git_repository(tmp_path) -> Path:
     (repository / "data.csv").write_text("x\n" * 150_000)
     commit_all(repository)
     return repository
+
+
+@pytest.fixture(scope="session")
+def registry(tmp_path_factory) -> Registry:
+    return Registry(tmp_path_factory.mktemp("registry"))
+
+
+@pytest.fixture(scope="session")
+def base(registry):
+    """The tiny Llama trained from scratch on the demo corpus, registered."""
+    return tiny_base(registry)
+
+
+@pytest.fixture(scope="session")
+def ggufs(registry, base):
+    from twin_assets.models.exports import GgufConfig, export_gguf
+
+    export = export_gguf(registry, base.entry, GgufConfig(), log=lambda message: None)
+    return {e.metadata["quantization"]: e for e in export.entries}, export.agreements
+
+
+@pytest.fixture(scope="session")
+def openai_server(ggufs):
+    """llama-cpp-python's own OpenAI-compatible server on 127.0.0.1, serving the tiny Q8_0 file."""
+    yield from llama_cpp_server(ggufs[0]["q8_0"].file(".gguf"))

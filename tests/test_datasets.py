@@ -7,14 +7,17 @@ import pytest
 
 from twin_assets.datasets.assets import instruction_dataset
 from twin_assets.datasets.curation import curate
-from twin_assets.datasets.extracts import ExtractConfig, cut_extracts
+from twin_assets.datasets.extracts import Extract, ExtractConfig, cut_extracts
+from twin_assets.datasets.keyphrases import key_phrases
 from twin_assets.datasets.split import assign_sides, near_duplicate_groups
-from twin_assets.datasets.writers import TemplateWriter
+from twin_assets.datasets.writers import Passage, TemplateWriter
 from twin_assets.features.assets import cleaned_documents
 from twin_resources import ModelRegistry, VectorStore
 from twin_resources.domain.documents import ArticleContent, ArticleDocument, Category
 from twin_resources.domain.training import InstructionSample
+from twin_resources.llm import LLM
 from twin_resources.model_io import ModelVersionIOManager
+from twin_resources.progress import ProgressReporter
 
 CORPUS = Path(__file__).resolve().parent.parent / "twin_assets" / "demo" / "corpus" / "articles"
 WORDS = ("voice retrieval latency budget chunk model eval pipeline token answer prompt author draft post "
@@ -76,10 +79,23 @@ def test_curation_drops_short_duplicate_and_contaminated_samples_and_counts_each
                               "test shares 13 words with train": 1}
 
 
-def test_template_requests_name_the_section_and_never_write_the_answer():
-    [extract] = cut_extracts("doc", prose(4, 3))
-    request = TemplateWriter().write(extract, "Latency budgets", Category.ARTICLES)
-    assert "Latency budgets" in request and prose(4, 3)[:40] not in request
+def test_template_requests_come_from_the_title_heading_and_key_phrases_and_never_write_the_answer():
+    text = prose(4, 3)
+    [extract] = cut_extracts("doc", text)
+    headed = Extract("doc", 1, "Where the time goes", text)
+    passages = [Passage(extract, "Latency budgets", Category.ARTICLES), Passage(headed, "Latency budgets",
+                                                                             Category.ARTICLES),
+                Passage(extract, "", Category.POSTS)]
+    written = TemplateWriter().write(passages, per_extract=3)
+    assert [len(w.requests) for w in written] == [3, 3, 3]
+    assert all(len(set(w.requests)) == 3 for w in written)  # distinct forms
+    assert any("Latency budgets" in r for r in written[0].requests)
+    assert "Where the time goes" in written[1].requests[0] or "where the time goes" in written[1].requests[0]
+    phrases = key_phrases(text, top=2)
+    assert phrases and any(phrases[0] in r for w in written for r in w.requests)
+    assert all(text[:40] not in r for w in written for r in w.requests)
+    [none] = TemplateWriter().write([Passage(Extract("d", 0, None, "1 2 3"), "", Category.ARTICLES)], 1)
+    assert none.requests == [] and none.failure
 
 
 @pytest.fixture
@@ -99,8 +115,8 @@ def cleaned(twin_home, warehouse, author, instance):
 def test_the_instruction_dataset_is_a_version_split_by_document_that_datasets_reads(
         twin_home, warehouse, author, instance, cleaned):
     models = ModelRegistry(home=str(twin_home))
-    resources = {"warehouse": warehouse, "vector_store": cleaned, "model_registry": models,
-                 "model_io": ModelVersionIOManager(model_registry=models)}
+    resources = {"warehouse": warehouse, "vector_store": cleaned, "model_registry": models, "llm": LLM(),
+                 "progress": ProgressReporter(), "model_io": ModelVersionIOManager(model_registry=models)}
     run_config = {"ops": {"instruction_dataset": {"config": {"test_share": 0.3, "min_chars": 300, "max_chars": 800}}}}
 
     def build():

@@ -4,17 +4,16 @@ import http.server
 import json
 import os
 import shutil
-import socket
 import subprocess
 import sys
 import threading
 import time
-from pathlib import Path
 
 import dagster as dg
 import pytest
-import requests
 
+from tests.fixtures.tiny_models import TINY, corpus_texts, free_port
+from twin_assets.datasets.assets import instruction_dataset
 from twin_assets.features.assets import cleaned_documents
 from twin_assets.models.assets import GGUF_CHECK, base_model, exl2_model, gguf_model, served_model
 from twin_assets.models.base_models import build_tiny_base
@@ -26,43 +25,14 @@ from twin_resources.llm import LLMError, StructuredOutputError
 from twin_resources.model_io import ModelVersionIOManager
 from twin_resources.model_registry import Registry, RegistryError
 
-CORPUS = Path(__file__).resolve().parent.parent / "twin_assets" / "demo" / "corpus"
-TINY = dict(vocab_size=384, hidden_size=64, intermediate_size=128, layers=2, heads=4, context_length=512,
-            steps=30, batch_size=8)
 CHOICE = {"type": "object", "properties": {"topic": {"enum": ["rag", "evals", "agents"]},
                                            "stars": {"enum": [1, 2, 3, 4, 5]}},
           "required": ["topic", "stars"], "additionalProperties": False}
 ASK = [{"role": "user", "content": "Which topic is this post about, and how many stars?"}]
 
 
-def corpus_texts() -> list[str]:
-    return [p.read_text() for p in sorted(CORPUS.rglob("*.md"))]
-
-
-@pytest.fixture(scope="session")
-def registry(tmp_path_factory) -> Registry:
-    return Registry(tmp_path_factory.mktemp("registry"))
-
-
-@pytest.fixture(scope="session")
-def base(registry):
-    return build_tiny_base(registry, corpus_texts(), TinyLlamaSpec(**TINY))
-
-
-@pytest.fixture(scope="session")
-def ggufs(registry, base):
-    export = export_gguf(registry, base.entry, GgufConfig(), log=lambda message: None)
-    return {e.metadata["quantization"]: e for e in export.entries}, export.agreements
-
-
 def llm(model, **settings) -> LLM:
     return LLM(model=str(model), **{"temperature": 0, "max_tokens": 12, **settings})
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 # The base model and the registry
@@ -190,30 +160,6 @@ def test_the_promoted_registry_version_is_what_auto_loads(registry, ggufs, tmp_p
     assert model.chat(ASK).model == ggufs[0]["q4_k_m"].version
 
 
-@pytest.fixture(scope="module")
-def openai_server(ggufs):
-    """llama-cpp-python's own OpenAI-compatible server on 127.0.0.1, serving the Q8_0 file."""
-    port = free_port()
-    process = subprocess.Popen([sys.executable, "-m", "llama_cpp.server", "--model", str(ggufs[0]["q8_0"].file(".gguf")),
-                                "--host", "127.0.0.1", "--port", str(port), "--n_ctx", "1024",
-                                "--model_alias", "twin-tiny"],
-                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    url = f"http://127.0.0.1:{port}/v1"
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        try:
-            if requests.get(f"{url}/models", timeout=1).ok:
-                break
-        except requests.ConnectionError:
-            time.sleep(0.3)
-    else:
-        process.kill()
-        pytest.fail("llama_cpp.server did not start")
-    yield url
-    process.terminate()
-    process.wait(10)
-
-
 def test_openai_backend_against_a_local_openai_compatible_server(openai_server):
     model = LLM(backend="openai", base_url=openai_server, model="twin-tiny", max_tokens=12, temperature=0)
     answer = model.chat(ASK)
@@ -277,15 +223,21 @@ def test_the_model_assets_build_register_check_promote_and_exl2_fails_without_cu
                           resources={"warehouse": warehouse, "vector_store": store}).success
 
     resources = {"vector_store": store, "model_registry": models, "progress": ProgressReporter(),
-                 "model_io": ModelVersionIOManager(model_registry=models)}
+                 "model_io": ModelVersionIOManager(model_registry=models), "warehouse": warehouse, "llm": LLM()}
+    dataset = dg.materialize([instruction_dataset], partition_key=author.key, instance=instance, resources=resources,
+                             run_config={"ops": {"instruction_dataset": {"config": {"test_share": 0.4}}}})
+    held_out = json.loads((models.registry.output_of("instruction_dataset", author.key).path / "card.json")
+                          .read_text())["documents"]["test"]
     result = dg.materialize(
-        [base_model, served_model, gguf_model], instance=instance, resources=resources,
+        [instruction_dataset, base_model, served_model, gguf_model], selection=[base_model, served_model, gguf_model],
+        instance=instance, resources=resources,
         run_config={"ops": {"base_model": {"config": {**TINY, "model": ""}},
                             "gguf_model": {"config": {"quantizations": ["f16", "q8_0"]}}}})
 
-    assert result.success
+    assert dataset.success and result.success
     metadata = {e.asset_key.path[-1]: {k: v.value for k, v in e.step_materialization_data.materialization.metadata.items()}
                 for e in result.get_asset_materialization_events()}
+    assert held_out and metadata["base_model"]["held_out_documents"] == len(held_out)  # trained on train-side only
     assert "data:image/png;base64," in metadata["base_model"]["loss_curve"]
     assert metadata["gguf_model"]["source"] == metadata["base_model"]["version"]  # its input, not a lookup
     [check] = [e.event_specific_data for e in result.all_events if e.event_type_value == "ASSET_CHECK_EVALUATION"]
@@ -293,9 +245,9 @@ def test_the_model_assets_build_register_check_promote_and_exl2_fails_without_cu
     registry = models.registry
     assert registry.promoted().version == metadata["base_model"]["version"]  # the first model is promoted
     assert metadata["served_model"]["promoted_now"] and metadata["served_model"]["from_scratch"]
-    assert {e.kind for e in registry.versions()} == {"base", "gguf"}
+    assert {e.kind for e in registry.versions()} == {"dataset", "base", "gguf"}
 
-    exl2 = dg.materialize([base_model, exl2_model], selection=[exl2_model], instance=instance,
+    exl2 = dg.materialize([instruction_dataset, base_model, exl2_model], selection=[exl2_model], instance=instance,
                           resources=resources, raise_on_error=False)
     failure = next(e for e in exl2.all_events if e.is_step_failure)
     assert not exl2.success and "CUDA" in failure.step_failure_data.error.message

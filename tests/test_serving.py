@@ -19,8 +19,8 @@ import pytest
 import requests
 
 from tests.fixtures.site import fixture_site
+from tests.fixtures.tiny_models import TINY, corpus_texts
 from tests.test_features import CORPUS, article, read_article
-from tests.test_models import TINY, corpus_texts
 from twin_assets.features.chunking import Chunker, ChunkingConfig
 from twin_assets.features.pipeline import sync_cleaned_documents, sync_embedded_chunks
 from twin_assets.models.base_models import build_tiny_base

@@ -1,7 +1,7 @@
 """The one Definitions root: every stage's assets, jobs and sensors, with resources from the settings.
 
-Jobs by scope: `collection_job` and `features_job` run per author (sensors and automation start them as
-links and documents arrive); `models_job` builds what all authors share (the base model, its exports, the
+Jobs by scope: `collection_job`, `features_job` and `datasets_job` run per author (sensors and automation
+start the first two as links and documents arrive); `models_job` builds what all authors share (the base model, its exports, the
 default promotion), so adding an author never retrains it; `main_job` is the whole graph for one author,
 from links to a served twin, as `make demo` runs it. The reranker has a job of its own, and GPU-only assets
 join the jobs only where a GPU is present (TWIN_GPU).
@@ -34,6 +34,8 @@ def build_definitions(resources: dict | None = None, gpu: bool | None = None) ->
         dg.define_asset_job("models_job", selection=model_wide,
                             description="What every author shares: the base model, its exports, the default "
                                         "promotion."),
+        dg.define_asset_job("datasets_job", selection=dg.AssetSelection.groups("datasets"),
+                            description="One author's instruction and preference datasets, from the features."),
         dg.define_asset_job("reranker_job", selection=RERANKER,
                             description="Fine-tune the cross-encoder reranker on every author's chunks."),
     ]

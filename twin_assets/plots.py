@@ -2,16 +2,17 @@
 
 import base64
 import io
+from collections.abc import Callable
 
 
-def line_plot_markdown(x: list[float], y: list[float], title: str, x_label: str, y_label: str) -> str:
+def _plot_markdown(draw: Callable, title: str, x_label: str, y_label: str) -> str:
     import matplotlib
 
     matplotlib.use("Agg")  # no display here, and none needed
     from matplotlib import pyplot
 
     figure, axes = pyplot.subplots(figsize=(6, 3.2), dpi=100)
-    axes.plot(x, y, linewidth=1.5)
+    draw(axes)
     axes.set(title=title, xlabel=x_label, ylabel=y_label)
     axes.grid(alpha=0.3)
     figure.tight_layout()
@@ -19,3 +20,18 @@ def line_plot_markdown(x: list[float], y: list[float], title: str, x_label: str,
     figure.savefig(buffer, format="png")
     pyplot.close(figure)
     return f"![{title}](data:image/png;base64,{base64.b64encode(buffer.getvalue()).decode()})"
+
+
+def line_plot_markdown(x: list[float], y: list[float], title: str, x_label: str, y_label: str) -> str:
+    return _plot_markdown(lambda axes: axes.plot(x, y, linewidth=1.5), title, x_label, y_label)
+
+
+def histogram_markdown(series: dict[str, list[float]], title: str, x_label: str, bins: int = 20) -> str:
+    """One histogram per named series, overlaid."""
+    def draw(axes) -> None:
+        for label, values in series.items():
+            if values:
+                axes.hist(values, bins=bins, alpha=0.6, label=f"{label} ({len(values)})")
+        axes.legend()
+
+    return _plot_markdown(draw, title, x_label, "count")

@@ -17,8 +17,10 @@ QUIET_CONSOLE = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
 
 
 def run_job_for_authors(job_name: str, authors_to_run: list[UserDocument], run_config: dict | None = None,
-                        report: Callable[[str], None] = print) -> bool:
-    """Run `job_name` once per author with a progress bar; report one line each; True if all succeeded."""
+                        report: Callable[[str], None] = print,
+                        asset_selection: list[dg.AssetKey] | None = None) -> bool:
+    """Run `job_name` (only `asset_selection` of it, when given) once per author with a progress bar; report
+    one line each; True if all succeeded."""
     instance = local_instance()
     for run_id in fail_dead_runs(instance):
         report(f"run {run_id[:8]} had died (its process is gone): marked failed")
@@ -28,7 +30,8 @@ def run_job_for_authors(job_name: str, authors_to_run: list[UserDocument], run_c
         if not instance.has_dynamic_partition(authors.name, author.key):
             instance.add_dynamic_partitions(authors.name, [author.key])
         result = job.execute_in_process(partition_key=author.key, instance=instance, raise_on_error=False,
-                                        run_config={**QUIET_CONSOLE, **(run_config or {})})
+                                        run_config={**QUIET_CONSOLE, **(run_config or {})},
+                                        asset_selection=asset_selection)
         all_passed &= result.success
         report(summarize_run(author, result))
     return all_passed
@@ -48,6 +51,10 @@ def summarize_run(author: UserDocument, result: dg.ExecuteInProcessResult) -> st
         if "stored" in meta:
             parts.append(f"{name} {meta['stored']} ({meta['new']} new, {meta['updated']} updated)")
             failed += meta.get("failed_links", 0)
+        elif "train_samples" in meta or "train_triples" in meta:
+            train, test = (meta["train_samples"], meta["test_samples"]) if "train_samples" in meta \
+                else (meta["train_triples"], meta["test_triples"])
+            parts.append(f"{name} {meta['version'][:12]} ({train} train, {test} test)")
         elif "promoted_now" in meta:
             parts.append(f"{name} {meta['version'][:12]}" + (" (promoted now)" if meta["promoted_now"] else ""))
         elif "version" in meta:

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import click
 
-from twin_assets.cli.common import fail, open_warehouse, require_author, settings
+from twin_assets.cli.common import authors_with_documents, fail, open_warehouse, require_author, settings
 
 
 @click.group()
@@ -102,13 +102,7 @@ def features(author_name: str | None):
     from twin_assets.runs import run_job_for_authors
 
     with open_warehouse() as warehouse:
-        if author_name:
-            selected = _authors_to_crawl(warehouse, author_name)
-        else:
-            from twin_resources.domain.documents import Category
-
-            with_documents = {d for category in Category for d in warehouse.distinct(category.value, "author_id")}
-            selected = [user for user in warehouse.users() if user.id in with_documents]
+        selected = authors_with_documents(warehouse, author_name)
     if not selected:
         fail("no author has documents yet; crawl or import some first")
     if not run_job_for_authors("features_job", selected, report=click.echo):

@@ -44,3 +44,13 @@ def require_author(warehouse, name: str):
         return warehouse.require_user(name)
     except WarehouseError as error:
         fail(str(error))
+
+
+def authors_with_documents(warehouse, author_name: str | None) -> list:
+    """The named author, or every author with at least one document."""
+    if author_name:
+        return [require_author(warehouse, author_name)]
+    from twin_resources.domain.documents import Category
+
+    with_documents = {d for category in Category for d in warehouse.distinct(category.value, "author_id")}
+    return [user for user in warehouse.users() if user.id in with_documents]

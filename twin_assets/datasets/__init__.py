@@ -2,6 +2,6 @@
 
 import dagster as dg
 
-from twin_assets.datasets.assets import instruction_dataset
+from twin_assets.datasets.assets import instruction_dataset, preference_dataset
 
-defs = dg.Definitions(assets=[instruction_dataset])
+defs = dg.Definitions(assets=[instruction_dataset, preference_dataset])

@@ -4,9 +4,10 @@ decontamination of the test side.
 - Rules: the book's answer filters (at least 100 characters, starting with a capital or a digit), link-only
   text, and code in a prose category (the twin writes prose; code is taught from repositories).
 - Near-duplicates: answers whose word 5-grams overlap at an estimated Jaccard of 0.8 or more (MinHash LSH,
-  datasketch) keep their first occurrence, train side first.
+  datasketch) keep their first extract, train side first. Several requests of one extract share its answer
+  and stay together.
 - Decontamination: a test sample sharing a 13-word sequence with any train sample is dropped, so the held-out
-  score is never a memory test.
+  score is never a memory test; so is a train sample sharing one with an evaluation prompt.
 """
 
 import re
@@ -55,7 +56,7 @@ def ngrams(text: str, n: int = CONTAMINATION_WORDS) -> set[str]:
 
 
 def curate(train: Iterable[InstructionSample], test: Iterable[InstructionSample],
-           contamination_words: int = CONTAMINATION_WORDS,
+           contamination_words: int = CONTAMINATION_WORDS, evaluation_prompts: Iterable[str] = (),
            ) -> tuple[list[InstructionSample], list[InstructionSample], CurationReport]:
     report = CurationReport()
     sides: dict[str, list[InstructionSample]] = {"train": [], "test": []}
@@ -69,15 +70,25 @@ def curate(train: Iterable[InstructionSample], test: Iterable[InstructionSample]
 
     lsh = MinHashLSH(threshold=DUPLICATE_JACCARD, num_perm=NUM_PERM)
     for side in ("train", "test"):
-        kept = []
-        for number, sample in enumerate(sides[side]):
-            signature = minhash(word_ngrams(sample.answer, SHINGLE_WORDS))
-            if lsh.query(signature):
-                report.dropped["near-duplicate answer"] += 1
-                continue
-            lsh.insert(f"{side}-{number}", signature)
+        kept, extracts_kept = [], set()
+        for sample in sides[side]:
+            extract = (sample.document_id, sample.answer)
+            if extract not in extracts_kept:
+                signature = minhash(word_ngrams(sample.answer, SHINGLE_WORDS))
+                if lsh.query(signature):
+                    report.dropped["near-duplicate answer"] += 1
+                    continue
+                lsh.insert(f"{side}-{len(extracts_kept)}", signature)
+                extracts_kept.add(extract)
             kept.append(sample)
         sides[side] = kept
+
+    held_out = set().union(*(ngrams(prompt, contamination_words) for prompt in evaluation_prompts))
+    if held_out:
+        kept = [sample for sample in sides["train"] if not ngrams(sample.answer, contamination_words) & held_out]
+        if dropped := len(sides["train"]) - len(kept):
+            report.dropped[f"train shares {contamination_words} words with an evaluation prompt"] += dropped
+        sides["train"] = kept
 
     seen = set().union(*(ngrams(s.answer, contamination_words) for s in sides["train"]))
     clean_test = []

@@ -6,8 +6,10 @@ share a side, or the test set would hold text the model trained on. A cross-post
 the measure is containment (the share of the shorter document's word 5-grams found in the other), found
 with datasketch's MinHash LSH Ensemble. On the Handbook export the five Medium/Substack cross-posts
 contain 0.62-0.84 of each other, while unrelated articles of one author stay at or below 0.39; a short
-course overview that repeats its lessons' summaries contains 0.55 of each lesson, and joins them. A side once given is kept (the previous assignment is an input): a new document
-joins its group's side, and only a document with no assigned relative gets a side from its hash.
+course overview that repeats its lessons' summaries contains 0.55 of each lesson, and joins them.
+
+A side once given is kept (the previous assignment is an input): a new document joins its group's side,
+and only a document with no assigned relative gets a side from its hash.
 """
 
 import hashlib
@@ -19,6 +21,7 @@ from datasketch import MinHashLSHEnsemble
 from twin_assets.datasets.shingles import NUM_PERM, SHINGLE_WORDS, minhash, word_ngrams
 
 Side = Literal["train", "test"]
+SIDES: tuple[Side, ...] = ("train", "test")
 NEAR_DUPLICATE = 0.5  # containment of word 5-grams
 
 

@@ -5,6 +5,7 @@ default channel's promotion. Model versions flow from asset to asset through the
 import dagster as dg
 from pydantic import Field
 
+from twin_assets.datasets.build import read_card
 from twin_assets.features.assets import cleaned_documents
 from twin_assets.metadata import markdown_table
 from twin_assets.models.base_models import BaseModelOutcome, build_tiny_base, cleaned_texts, register_configured_base
@@ -48,25 +49,37 @@ def _train_with_progress(context: dg.AssetExecutionContext, registry: Registry, 
         progress.finish()
 
 
-@dg.asset(deps=[cleaned_documents], kinds={"pytorch"}, io_manager_key="model_io", **MODELS)
+def held_out_documents(datasets: dict[str, ModelVersion]) -> frozenset[str]:
+    """Every author's test-side documents, from their instruction datasets' cards."""
+    return frozenset(document for dataset in datasets.values() for document in read_card(dataset.path)["documents"]["test"])
+
+
+@dg.asset(deps=[cleaned_documents], ins={"instruction_dataset": dg.AssetIn(partition_mapping=dg.AllPartitionMapping())},
+          kinds={"pytorch"}, io_manager_key="model_io", **MODELS)
 def base_model(context: dg.AssetExecutionContext, config: BaseModelConfig, vector_store: VectorStore,
-               model_registry: ModelRegistry, progress: dg.ResourceParam[ProgressReporter]) -> dg.Output[ModelVersion]:
+               model_registry: ModelRegistry, progress: dg.ResourceParam[ProgressReporter],
+               instruction_dataset: dict[str, ModelVersion]) -> dg.Output[ModelVersion]:
     """The model everything is fine-tuned from: `TWIN_BASE_MODEL` (hub id or directory), else a small Llama
-    trained here on every author's cleaned documents, with its own byte-level BPE tokenizer."""
+    trained here, with its own byte-level BPE tokenizer, on the authors' cleaned documents less every
+    document their instruction datasets hold out for testing (an evaluation on held-out text must not
+    score text the model trained on). An author without a dataset yet holds nothing out."""
     registry = model_registry.registry
     configured = config.model or load_settings().base_model
+    held_out = held_out_documents(instruction_dataset)
     try:
         if configured:
             outcome = register_configured_base(registry, configured)
         else:
             with vector_store.read() as client:
-                texts = cleaned_texts(client)
+                texts = cleaned_texts(client, held_out)
+            context.log.info(f"training on {len(texts)} documents; {len(held_out)} held out by "
+                             f"{len(instruction_dataset)} authors' datasets")
             outcome = _train_with_progress(context, registry, texts, config, progress)
     except ValueError as error:  # no text, a bad directory, an unknown hub id: the reason, not a trace
         raise dg.Failure(str(error)) from None
     entry = outcome.entry
     context.log.info(f"base model {entry.short} ({'reused' if outcome.reused else 'new'})")
-    metadata = {**version_metadata(entry), "reused": outcome.reused,
+    metadata = {**version_metadata(entry), "reused": outcome.reused, "held_out_documents": len(held_out),
                 "parameters": entry.metadata.get("parameters", 0), "source": entry.metadata.get("source", "")}
     if outcome.losses:
         steps, losses = zip(*outcome.losses)

@@ -22,9 +22,11 @@ class BaseModelOutcome:
     losses: list[tuple[int, float]] = field(default_factory=list)
 
 
-def cleaned_texts(client: QdrantClient) -> list[str]:
-    """Every author's cleaned documents, in a stable order (so the same text gives the same recipe)."""
-    return [r.payload["content"] for r in every_category(client, cleaned_collection, ["content"])]
+def cleaned_texts(client: QdrantClient, held_out: frozenset[str] = frozenset()) -> list[str]:
+    """Every author's cleaned documents but those `held_out` (test-side), in a stable order (so the same
+    text gives the same recipe)."""
+    return [r.payload["content"] for r in every_category(client, cleaned_collection, ["id", "content"])
+            if r.payload["id"] not in held_out]
 
 
 def resolve_model_directory(model: str) -> Path:

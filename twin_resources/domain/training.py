@@ -23,6 +23,9 @@ class PreferenceSample(BaseModel):
     rejected: str
     document_id: str
     author_id: str
+    author: str = ""
+    link: str = ""
+    category: str = ""
 
 
 class EvaluationResult(BaseModel):

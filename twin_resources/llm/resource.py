@@ -1,7 +1,9 @@
 """The `LLM` resource: one interface over the transformers, llama.cpp and OpenAI-compatible backends."""
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import TypeVar
 
 import dagster as dg
 from pydantic import PrivateAttr
@@ -11,6 +13,7 @@ from twin_resources.llm.base import ChatBackend, Completion, LLMError, Message, 
 from twin_resources.llm.structured import chat_json
 from twin_resources.model_registry import Registry, default_registry
 
+T, R = TypeVar("T"), TypeVar("R")
 BACKENDS = ("auto", "transformers", "llama_cpp", "openai")
 
 
@@ -30,6 +33,7 @@ class LLM(dg.ConfigurableResource):
     temperature: float = 0.7
     timeout_s: float = 120.0
     structured_attempts: int = 3
+    concurrency: int = 8  # requests in flight at once to an endpoint; a model loaded here answers one at a time
     context_length: int = 4096
     threads: int = 0
     home: str = ""
@@ -76,6 +80,28 @@ class LLM(dg.ConfigurableResource):
         return model_path(entry), entry.version
 
     @property
+    def requests_in_flight(self) -> int:
+        """How many requests to send at once: an endpoint's server batches them; a local model is one
+        process's, and answers in turn."""
+        return max(1, self.concurrency) if self.base_url or self.backend == "openai" else 1
+
+    def each(self, ask: Callable[["LLM", T], R], items: Sequence[T],
+             on_done: Callable[[], None] = lambda: None) -> list[R | LLMError]:
+        """`ask(self, item)` for every item, `requests_in_flight` at a time, results in the items' order; a
+        request that fails gives its LLMError in its place, and the others go on."""
+        def one(item: T) -> R | LLMError:
+            try:
+                return ask(self, item)
+            except LLMError as error:
+                return error
+            finally:
+                on_done()
+
+        self.open()  # loaded once, before the threads
+        with ThreadPoolExecutor(max_workers=self.requests_in_flight) as pool:
+            return list(pool.map(one, items))
+
+    @property
     def follows_promotions(self) -> bool:
         """True when the model is the registry's promoted one (not a fixed version, file or endpoint)."""
         return self.model == "promoted" and not self.base_url and self.backend != "openai"
@@ -104,7 +130,11 @@ class LLM(dg.ConfigurableResource):
 
     def for_version(self, version: str) -> "LLM":
         """The same settings, opening one registry version."""
-        return LLM(**{**{name: getattr(self, name) for name in type(self).model_fields}, "model": version})
+        return self.with_settings(model=version)
+
+    def with_settings(self, **overrides) -> "LLM":
+        """A new resource (nothing loaded yet) with these settings changed."""
+        return LLM(**{**{name: getattr(self, name) for name in type(self).model_fields}, **overrides})
 
     def _registry(self) -> Registry:
         return default_registry(self.home, self.registry_root)
