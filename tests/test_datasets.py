@@ -1,19 +1,27 @@
 import json
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import dagster as dg
 import datasets
 import pytest
 
-from twin_assets.datasets.assets import instruction_dataset
+from tests.fixtures.openai_stub import stub_endpoint
+from tests.fixtures.tiny_models import tiny_base
+from twin_assets.datasets.assets import instruction_dataset, preference_dataset
+from twin_assets.datasets.build import build_instruction_dataset
 from twin_assets.datasets.curation import curate
 from twin_assets.datasets.extracts import Extract, ExtractConfig, cut_extracts
 from twin_assets.datasets.keyphrases import key_phrases
+from twin_assets.datasets.preference import build_preference_dataset
 from twin_assets.datasets.split import assign_sides, near_duplicate_groups
-from twin_assets.datasets.writers import Passage, TemplateWriter
+from twin_assets.datasets.writers import LLMWriter, Passage, TemplateWriter
 from twin_assets.features.assets import cleaned_documents
 from twin_resources import ModelRegistry, VectorStore
 from twin_resources.domain.documents import ArticleContent, ArticleDocument, Category
+from twin_resources.domain.features import CleanedDocument
 from twin_resources.domain.training import InstructionSample
 from twin_resources.llm import LLM
 from twin_resources.model_io import ModelVersionIOManager
@@ -147,3 +155,155 @@ def test_the_instruction_dataset_is_a_version_split_by_document_that_datasets_re
 
     again, _ = build()
     assert again["version"] == metadata["version"]  # same documents and settings: same version
+
+
+# The llm writer and the preference triples
+
+
+def cleaned_document(document_id: str, content: str, title: str = "Latency budgets") -> CleanedDocument:
+    return CleanedDocument(id=document_id, content=content, author_id="a", author_name="Ada Quill", platform="blog",
+                           link=f"https://blog.example.com/{document_id}", category=Category.ARTICLES, title=title,
+                           source_hash="s", cleaner_version="2", content_hash=document_id)
+
+
+def test_the_llm_writer_asks_a_real_llama_cpp_server_for_requests_as_json(openai_server):
+    llm = LLM(backend="openai", base_url=openai_server, model="twin-tiny", temperature=0, concurrency=2)
+    text = "\n\n".join(prose(seed, 3) for seed in range(4))
+    passages = [Passage(e, "Latency budgets", Category.ARTICLES)
+                for e in cut_extracts("doc", text, ExtractConfig(min_chars=200, max_chars=400))][:3]
+    written = LLMWriter(llm, "Ada Quill").write(passages, per_extract=2)
+    assert len(written) == len(passages)
+    for result, passage in zip(written, passages):
+        # a tiny model's requests read as nonsense; the protocol holds: valid requests, or a counted reason
+        if result.requests:
+            assert len(result.requests) <= 2 and all(12 <= len(r) <= 400 and r not in passage.extract.text
+                                                     for r in result.requests)
+        else:
+            assert result.failure
+
+
+def test_an_endpoint_that_fails_or_answers_garbage_loses_those_extracts_only():
+    documents = [cleaned_document(f"good-{n}", prose(n, 8)) for n in range(6)]
+    documents += [cleaned_document("garbage", "GARBAGE. " + prose(40, 8)), cleaned_document("failing", "FAIL. " + prose(41, 8))]
+    with stub_endpoint() as endpoint:
+        llm = LLM(backend="openai", base_url=endpoint.url, model="stub", concurrency=4, timeout_s=10)
+        dataset = build_instruction_dataset(documents, LLMWriter(llm), test_share=0.2, per_extract=2)
+    unusable = "extract without a request: the model's answer was unusable"
+    assert dataset.curation.dropped[unusable] == 2
+    assert {s.document_id for s in dataset.train + dataset.test} == {f"good-{n}" for n in range(6)}
+    assert len(dataset.train + dataset.test) == 12  # two requests for each good extract, its answer shared
+    assert len(dataset.failures) == 2 and any("500" in f for f in dataset.failures)
+
+
+def test_preference_triples_pair_the_authors_words_with_what_the_model_writes(base):
+    good = [sample(prose(n, 3), f"d{n}") for n in range(3)]
+    unfinished = sample(prose(9, 3).rstrip(".") + " and then", "d9")
+    lower = sample("and " + prose(8, 3), "d8")
+    held = sample(prose(7, 3), "t7")
+    llm = LLM(model=str(base.entry.path), max_tokens=8, temperature=0)
+    dataset = build_preference_dataset({"train": good + [unfinished, lower], "test": [held]}, llm)
+    assert dataset.dropped["chosen does not end a sentence"] == 1
+    assert dataset.dropped["chosen does not start with a capital"] == 1
+    kept = len(dataset.train) + len(dataset.test)
+    assert kept + sum(n for reason, n in dataset.dropped.items() if reason.startswith("the model")) == 4
+    assert {t.chosen for t in dataset.train} <= {s.answer for s in good}  # the author's words, verbatim
+    assert all(t.rejected and t.rejected != t.chosen for t in dataset.train + dataset.test)
+    assert all(t.document_id == "t7" for t in dataset.test)  # the instruction dataset's sides
+    assert dataset.rejecting_model == str(base.entry.path)
+
+
+def _materialize(assets, author, instance, resources, run_config=None, selection=None):
+    result = dg.materialize(assets, selection=selection, partition_key=author.key, instance=instance,
+                            resources=resources, run_config=run_config or {}, raise_on_error=False)
+    metadata = {e.asset_key.path[-1]: {k: v.value for k, v in e.step_materialization_data.materialization.metadata.items()}
+                for e in result.get_asset_materialization_events()}
+    checks = {e.event_specific_data.check_name: e.event_specific_data.passed
+              for e in result.all_events if e.event_type_value == "ASSET_CHECK_EVALUATION"}
+    return result, metadata, checks
+
+
+def twin(*arguments: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "twin_assets.cli", *arguments], capture_output=True, text=True,
+                          timeout=300)
+
+
+def test_preference_triples_are_a_version_made_from_the_instructions_and_the_promoted_model_and_export(
+        twin_home, warehouse, author, instance, cleaned, tmp_path):
+    models = ModelRegistry(home=str(twin_home))
+    resources = {"warehouse": warehouse, "vector_store": cleaned, "model_registry": models, "llm": LLM(),
+                 "progress": ProgressReporter(), "model_io": ModelVersionIOManager(model_registry=models)}
+    config = {"ops": {"instruction_dataset": {"config": {"test_share": 0.3, "min_chars": 300, "max_chars": 800}},
+                      "preference_dataset": {"config": {"max_tokens": 8}}}}
+    assets = [cleaned_documents, instruction_dataset, preference_dataset]
+
+    result, _, _ = _materialize(assets, author, instance, resources, config, [instruction_dataset, preference_dataset])
+    failure = next(e for e in result.all_events if e.is_step_failure)
+    assert "no model is promoted" in failure.step_failure_data.error.message  # the reason, not a trace
+
+    model = tiny_base(models.registry).entry
+    models.registry.promote(model.version, "the model to reject", author.key)
+    result, metadata, checks = _materialize(assets, author, instance, resources, config,
+                                            [instruction_dataset, preference_dataset])
+    assert result.success and checks["preference_schema"] and checks["schema"]
+    instructions = models.registry.get(metadata["instruction_dataset"]["version"])
+    triples = models.registry.get(metadata["preference_dataset"]["version"])
+    assert triples.parents == [instructions.version, model.version]  # lineage: made from both
+    card = json.loads((triples.path / "card.json").read_text())
+    assert card["rejecting_model"] == model.version and card["instructions"] == instructions.version
+    loaded = datasets.load_dataset("json", data_files={side: str(triples.path / f"{side}.jsonl")
+                                                       for side in ("train", "test")})
+    assert loaded["train"].num_rows == metadata["preference_dataset"]["train_triples"] > 0
+    assert {"prompt", "chosen", "rejected", "author", "document_id", "link"} <= set(loaded["train"].column_names)
+    instruct_card = json.loads((instructions.path / "card.json").read_text())
+    assert {row["document_id"] for row in loaded["test"]} <= set(instruct_card["documents"]["test"])
+
+    listing = json.loads(twin("datasets", "list", "--json").stdout)
+    assert {e["version"] for e in listing} == {instructions.version, triples.version}
+    shown = twin("datasets", "show", triples.version[:10])
+    assert shown.returncode == 0 and '"rejecting_model"' in shown.stdout and "chosen:" in shown.stdout
+    exported = twin("datasets", "export", str(tmp_path / "out"))
+    assert exported.returncode == 0, exported.stderr
+    for folder, fields in (("instruct", {"instruction", "output"}), ("preference", {"prompt", "chosen", "rejected"})):
+        for side in ("train", "test"):
+            rows = [json.loads(line) for line in (tmp_path / "out" / author.key / folder / f"{side}.jsonl").open()]
+            assert all(fields | {"author", "document_id", "link"} <= set(row) for row in rows)
+    assert "not a dataset" in twin("datasets", "show", model.version[:10]).stderr
+
+
+def test_an_author_with_too_few_documents_gets_an_empty_split_with_the_reason(twin_home, warehouse, author, instance):
+    warehouse.upsert_document(ArticleDocument.create(link="https://blog.example.com/only", author=author, platform="blog",
+                                                     content=ArticleContent(title="Only one", body=prose(1, 30))))
+    store, models = VectorStore(home=str(twin_home)), ModelRegistry(home=str(twin_home))
+    instance.add_dynamic_partitions("authors", [author.key])
+    resources = {"warehouse": warehouse, "vector_store": store, "model_registry": models, "llm": LLM(),
+                 "progress": ProgressReporter(), "model_io": ModelVersionIOManager(model_registry=models)}
+    result, metadata, checks = _materialize([cleaned_documents, instruction_dataset], author, instance, resources,
+                                            {"ops": {"instruction_dataset": {"config": {"test_share": 0.01}}}})
+    assert result.success and checks["enough_samples"] is False  # a warning, not a failed run
+    assert "no test samples" in metadata["instruction_dataset"]["note"]
+
+
+def test_a_build_killed_midway_registers_nothing_and_the_next_one_succeeds(twin_home, warehouse, author, instance,
+                                                                          cleaned, monkeypatch):
+    with stub_endpoint() as endpoint:
+        monkeypatch.setenv("TWIN_LLM_BASE_URL", endpoint.url)
+        monkeypatch.setenv("TWIN_LLM_MODEL", "stub")
+        endpoint.hold.clear()  # every request waits: the build is midway when it is killed
+        build = subprocess.Popen([sys.executable, "-m", "twin_assets.cli", "datasets", "build", "--writer", "llm",
+                                  "--rejected-by", "llm"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        deadline = time.monotonic() + 120
+        while len(endpoint.requests) < 2 and time.monotonic() < deadline and build.poll() is None:
+            time.sleep(0.2)
+        assert len(endpoint.requests) >= 2, "the build never reached the endpoint"
+        build.kill()
+        build.wait(30)
+        registry = ModelRegistry(home=str(twin_home)).registry
+        assert [e for e in registry.versions() if e.kind == "dataset"] == []
+        assert json.loads(twin("datasets", "list", "--json").stdout) == []
+
+        endpoint.hold.set()
+        again = twin("datasets", "build", "--writer", "llm", "--rejected-by", "llm")
+    assert again.returncode == 0, again.stdout + again.stderr
+    assert "instruction_dataset" in again.stdout and "preference_dataset" in again.stdout
+    assert {e.metadata["dataset"] for e in registry.versions() if e.kind == "dataset"} == {"instructions",
+                                                                                          "preferences"}
