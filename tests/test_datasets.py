@@ -256,6 +256,10 @@ def test_preference_triples_are_a_version_made_from_the_instructions_and_the_pro
     assert {"prompt", "chosen", "rejected", "author", "document_id", "link"} <= set(loaded["train"].column_names)
     instruct_card = json.loads((instructions.path / "card.json").read_text())
     assert {row["document_id"] for row in loaded["test"]} <= set(instruct_card["documents"]["test"])
+    again, metadata_again, _ = _materialize(assets, author, instance, resources, config,
+                                            [instruction_dataset, preference_dataset])
+    assert again.success and metadata_again["preference_dataset"]["version"] == triples.version  # reused
+    assert len([e for e in models.registry.versions() if e.kind == "dataset"]) == 2
 
     listing = json.loads(twin("datasets", "list", "--json").stdout)
     assert {e["version"] for e in listing} == {instructions.version, triples.version}

@@ -44,6 +44,7 @@ def llm_from_env(settings: TwinSettings | None = None, **overrides):
               "model": dagster_value("TWIN_LLM_MODEL", settings.llm_model),
               "base_url": dagster_value("TWIN_LLM_BASE_URL", settings.llm_base_url),
               "api_key": dagster_value("TWIN_LLM_API_KEY", ""),
+              "concurrency": settings.llm_concurrency,
               "home": dagster_value("TWIN_HOME", str(settings.twin_home))}
     return LLM(**{**values, **{k: v for k, v in overrides.items() if v is not None}})
 

@@ -79,6 +79,8 @@ class TwinSettings(BaseSettings):
                                                    "a model directory, a .gguf file, or a served model's name")
     llm_base_url: str = Field("", description="an OpenAI-compatible endpoint (OpenAI, vLLM, Ollama, llama.cpp)")
     llm_api_key: SecretStr = Field(SecretStr(""), description="its API key")
+    llm_concurrency: int = Field(8, ge=1, description="requests in flight at once to that endpoint (dataset "
+                                                       "writers); a model loaded here answers one at a time")
     reranker_model: str = Field("", description="a cross-encoder (hub id or directory); unset: no reranking")
     llama_cpp_dir: str = Field("", description="a llama.cpp checkout whose converter to use; unset: fetched from "
                                                "llama-cpp-python's sdist")

@@ -14,6 +14,7 @@ from twin_assets.datasets.build import (
     InstructionDataset,
     build_instruction_dataset,
     read_card,
+    read_instruction_dataset,
     read_instruction_samples,
     write_card,
     write_dataset,
@@ -21,7 +22,12 @@ from twin_assets.datasets.build import (
 )
 from twin_assets.datasets.curation import CONTAMINATION_WORDS, contaminated
 from twin_assets.datasets.extracts import ExtractConfig
-from twin_assets.datasets.preference import PreferenceDataset, build_preference_dataset, triple_record
+from twin_assets.datasets.preference import (
+    PreferenceDataset,
+    build_preference_dataset,
+    read_preference_dataset,
+    triple_record,
+)
 from twin_assets.datasets.split import SIDES
 from twin_assets.datasets.writers import InstructionWriter, LLMWriter, TemplateWriter
 from twin_assets.features.assets import cleaned_documents
@@ -38,6 +44,9 @@ from twin_resources.progress import ProgressReporter
 from twin_resources.vector_store import VectorStore, field_filter, scroll_all
 from twin_resources.warehouse import Warehouse, WarehouseError
 
+# Part of every dataset recipe: bumped when the code makes different files from the same inputs, so a build
+# with the same inputs and settings is reused (never generated again) only while the code agrees.
+BUILDER_VERSION = "1"
 DATASETS = dict(partitions_def=authors, group_name="datasets", io_manager_key="model_io", tags={"stage": "datasets"})
 WRITERS = ("template", "llm")
 REJECTERS = ("promoted", "llm")
@@ -170,22 +179,30 @@ def instruction_dataset(context: dg.AssetExecutionContext, config: DatasetConfig
     writer = _writer(config, llm, author)
     documents = _author_documents(vector_store, author)
     registry = model_registry.registry
-    extracts = ExtractConfig(min_chars=config.min_chars, max_chars=config.max_chars)
-    on_start, on_done = _progress_callbacks(progress, f"requests for {author.full_name}", "extract")
-    try:
-        dataset = build_instruction_dataset(documents, writer, _previous_sides(registry, context.partition_key),
-                                            config.test_share, extracts, config.requests_per_extract, on_start, on_done)
-    finally:
-        progress.finish()
-    for detail in dataset.failures[:3]:
-        context.log.warning(f"the writer failed on an extract: {detail}")
-    card = instruction_card(dataset, author, config, len(documents))
-    recipe = recipe_hash("instruction_dataset", json.dumps(card, sort_keys=True))
-    with registry.staging() as staged:
-        write_dataset(staged, dataset, card)
-        entry = registry.register(staged, name=f"instructions-{author.key}", kind="dataset", format="jsonl",
-                                  recipe=recipe, metadata={"author": author.key, "dataset": "instructions",
-                                                           **card["samples"]})
+    previous = _previous_sides(registry, context.partition_key)
+    recipe = recipe_hash("instruction_dataset", BUILDER_VERSION, json.dumps(
+        {"documents": sorted((d.id, d.content_hash) for d in documents), "previous_sides": previous,
+         "settings": config.model_dump(), "writer": writer.name, "writer_model": writer.model}, sort_keys=True))
+    entry = registry.find(recipe=recipe, kind="dataset")
+    if entry is not None:
+        dataset, card = read_instruction_dataset(entry.path), read_card(entry.path)
+        context.log.info(f"{author.full_name}: the same documents and settings built {entry.short} before: reused")
+    else:
+        extracts = ExtractConfig(min_chars=config.min_chars, max_chars=config.max_chars)
+        on_start, on_done = _progress_callbacks(progress, f"requests for {author.full_name}", "extract")
+        try:
+            dataset = build_instruction_dataset(documents, writer, previous, config.test_share, extracts,
+                                                config.requests_per_extract, on_start, on_done)
+        finally:
+            progress.finish()
+        for detail in dataset.failures[:3]:
+            context.log.warning(f"the writer failed on an extract: {detail}")
+        card = instruction_card(dataset, author, config, len(documents))
+        with registry.staging() as staged:
+            write_dataset(staged, dataset, card)
+            entry = registry.register(staged, name=f"instructions-{author.key}", kind="dataset", format="jsonl",
+                                      recipe=_reusable(recipe, dataset.failures),
+                                      metadata={"author": author.key, "dataset": "instructions", **card["samples"]})
     context.log.info(f"{author.full_name}: {len(dataset.train)} train and {len(dataset.test)} test samples "
                      f"from {dataset.extracts} extracts of {len(documents)} documents; dataset {entry.short}")
     preview = [[s.instruction[:90], s.answer[:140], s.category] for s in dataset.train[:5]]
@@ -251,26 +268,34 @@ def preference_dataset(context: dg.AssetExecutionContext, config: PreferenceConf
     author = _require_author(warehouse, context.partition_key)
     registry = model_registry.registry
     rejecter = rejecting_llm(config, llm, registry, author)
-    on_start, on_done = _progress_callbacks(progress, f"rejected answers for {author.full_name}", "prompt")
-    try:
-        dataset = build_preference_dataset(read_instruction_samples(instruction_dataset.path, author.id), rejecter,
-                                           on_start, on_done)
-    finally:
-        progress.finish()
-        rejecter.teardown_after_execution(context)  # a copy of the resource: Dagster closes only the original
-    for detail in dataset.failures[:3]:
-        context.log.warning(f"the rejecting model failed on a prompt: {detail}")
-    card = preference_card(dataset, instruction_dataset, author, config)
-    parents = [instruction_dataset.version] + ([dataset.rejecting_model] if _is_version(registry, dataset.rejecting_model)
-                                               else [])
-    recipe = recipe_hash("preference_dataset", json.dumps(card, sort_keys=True))
-    with registry.staging() as staged:
-        for side in SIDES:
-            write_jsonl(staged / f"{side}.jsonl", map(triple_record, dataset.side(side)))
-        write_card(staged, card)
-        entry = registry.register(staged, name=f"preferences-{author.key}", kind="dataset", format="jsonl",
-                                  parents=parents, recipe=recipe,
-                                  metadata={"author": author.key, "dataset": "preferences", **card["samples"]})
+    rejecting = rejecter.model if rejecter.model != "promoted" or rejecter.base_url else "promoted"
+    recipe = recipe_hash("preference_dataset", BUILDER_VERSION, json.dumps(
+        {"instructions": instruction_dataset.version, "model": rejecting, "endpoint": rejecter.base_url,
+         "settings": config.model_dump()}, sort_keys=True))
+    entry = registry.find(recipe=recipe, kind="dataset")
+    if entry is not None:
+        dataset = read_preference_dataset(entry.path, author.id)
+        context.log.info(f"{author.full_name}: these instructions and this model made {entry.short} before: reused")
+    else:
+        on_start, on_done = _progress_callbacks(progress, f"rejected answers for {author.full_name}", "prompt")
+        try:
+            dataset = build_preference_dataset(read_instruction_samples(instruction_dataset.path, author.id),
+                                               rejecter, on_start, on_done)
+        finally:
+            progress.finish()
+            rejecter.teardown_after_execution(context)  # a copy of the resource: Dagster closes the original
+        for detail in dataset.failures[:3]:
+            context.log.warning(f"the rejecting model failed on a prompt: {detail}")
+        card = preference_card(dataset, instruction_dataset, author, config)
+        parents = [instruction_dataset.version] + ([rejecting] if _is_version(registry, rejecting) else [])
+        with registry.staging() as staged:
+            for side in SIDES:
+                write_jsonl(staged / f"{side}.jsonl", map(triple_record, dataset.side(side)))
+            write_card(staged, card)
+            entry = registry.register(staged, name=f"preferences-{author.key}", kind="dataset", format="jsonl",
+                                      parents=parents, recipe=_reusable(recipe, dataset.failures),
+                                      metadata={"author": author.key, "dataset": "preferences", **card["samples"]})
+    card = read_card(entry.path)
     context.log.info(f"{author.full_name}: {len(dataset.train)} train and {len(dataset.test)} test triples, "
                      f"rejected by {dataset.rejecting_model[:12]}; dataset {entry.short}")
     preview = [[s.prompt[:80], s.chosen[:100], s.rejected[:100]] for s in dataset.train[:5]]
@@ -288,6 +313,12 @@ def preference_dataset(context: dg.AssetExecutionContext, config: PreferenceConf
         metadata["note"] = card["note"]
     yield dg.Output(entry, metadata=metadata, data_version=dg.DataVersion(entry.version))
     yield from check_results(PREFERENCE_CHECKS, _preference_outcomes(dataset))
+
+
+def _reusable(recipe: str, failures: list[str]) -> str:
+    """The recipe to record: none when a model failed on some requests, so the next build asks again rather
+    than reusing what a passing outage left."""
+    return "" if failures else recipe
 
 
 def _is_version(registry: Registry, version: str) -> bool:

@@ -112,3 +112,13 @@ def read_instruction_samples(directory: Path, author_id: str = "") -> dict[Side,
                                      document_id=r["document_id"], link=r["link"], category=r["category"],
                                      author_id=author_id)
                    for r in read_jsonl(directory / f"{side}.jsonl")] for side in SIDES}
+
+
+def read_instruction_dataset(directory: Path) -> InstructionDataset:
+    """A registered dataset version as it was built (what a build with the same recipe reuses)."""
+    card = read_card(directory)
+    samples = read_instruction_samples(directory)
+    return InstructionDataset(samples["train"], samples["test"],
+                              {document: side for side in SIDES for document in card["documents"][side]},
+                              card["extracts"], CurationReport(Counter(card["dropped"])), card["writer"],
+                              card.get("writer_model", ""))

@@ -8,7 +8,9 @@ apply to the chosen text: at least 100 characters, starting with a capital, endi
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 
+from twin_assets.datasets.build import read_card, read_jsonl
 from twin_assets.datasets.split import SIDES, Side
 from twin_resources.domain.training import InstructionSample, PreferenceSample
 from twin_resources.llm import LLM, LLMError
@@ -41,7 +43,8 @@ class PreferenceDataset:
 
 
 def ask_for_rejected(llm: LLM, prompt: str) -> str:
-    return llm.chat([{"role": "user", "content": prompt}]).text.strip()
+    messages = [{"role": "user", "content": prompt}]
+    return llm.chat(messages, max_tokens=llm.answer_room(messages)).text.strip()
 
 
 def build_preference_dataset(instructions: dict[Side, list[InstructionSample]], llm: LLM,
@@ -83,3 +86,11 @@ def build_preference_dataset(instructions: dict[Side, list[InstructionSample]], 
 def triple_record(sample: PreferenceSample) -> dict:
     return {"prompt": sample.prompt, "chosen": sample.chosen, "rejected": sample.rejected, "author": sample.author,
             "document_id": sample.document_id, "link": sample.link, "category": sample.category}
+
+
+def read_preference_dataset(directory: Path, author_id: str = "") -> PreferenceDataset:
+    """A registered preference version as it was built (what a build with the same recipe reuses)."""
+    card = read_card(directory)
+    sides = {side: [PreferenceSample(**record, author_id=author_id) for record in read_jsonl(directory / f"{side}.jsonl")]
+             for side in SIDES}
+    return PreferenceDataset(sides["train"], sides["test"], card["rejecting_model"], Counter(card["dropped"]))

@@ -69,7 +69,11 @@ def _rotation(forms: tuple[str, ...], extract: Extract) -> list[str]:
 
 
 def _lower_first(text: str) -> str:
-    return text[:1].lower() + text[1:] if text[:2] != text[:2].upper() else text
+    """A heading to go mid-sentence: "Why it works" becomes "why it works"; a Title Case heading, an acronym
+    or a name stays as written."""
+    words = text.split()
+    title_case = any(word[:1].isupper() for word in words[1:])
+    return text if title_case or text[:2] == text[:2].upper() else text[:1].lower() + text[1:]
 
 
 def _fill(forms: list[str], values: dict[str, str], wanted: int) -> list[str]:

@@ -33,7 +33,7 @@ class LLM(dg.ConfigurableResource):
     temperature: float = 0.7
     timeout_s: float = 120.0
     structured_attempts: int = 3
-    concurrency: int = 8  # requests in flight at once to an endpoint; a model loaded here answers one at a time
+    concurrency: int = 8  # requests in flight at once to an endpoint (TWIN_LLM_CONCURRENCY)
     context_length: int = 4096
     threads: int = 0
     home: str = ""
@@ -143,6 +143,19 @@ class LLM(dg.ConfigurableResource):
         values = {"max_tokens": self.max_tokens, "temperature": self.temperature, **overrides}
         values["stop"] = tuple(values.get("stop") or ())
         return Sampling(**values)
+
+    def answer_room(self, messages: list[Message]) -> int:
+        """The longest answer (in tokens, at most `max_tokens`) that fits the context after `messages`: a
+        small model's short context shortens the answer rather than refusing the request."""
+        backend = self.open()
+        if backend.context_window is None:
+            return self.max_tokens
+        counted = getattr(backend, "count_chat_tokens", None)
+        used = counted(messages) if counted else sum(backend.count_tokens(m["content"]) + 4 for m in messages)
+        room = min(self.max_tokens, backend.context_window - used)
+        if room < 1:
+            raise LLMError(f"the prompt ({used} tokens) fills the model's context of {backend.context_window}")
+        return room
 
     def chat(self, messages: list[Message], **overrides) -> Completion:
         return self.open().chat(messages, self.sampling(**overrides))
