@@ -62,7 +62,9 @@ def start_server(gguf: Path) -> tuple[subprocess.Popen, str]:
 
     port = free_port()
     process = subprocess.Popen([sys.executable, "-m", "llama_cpp.server", "--model", str(gguf), "--host", "127.0.0.1",
-                                "--port", str(port), "--n_ctx", "2048", "--model_alias", "bench"],
+                                "--port", str(port), "--n_ctx", "2048", "--model_alias", "bench",
+                                # by default a new request interrupts the one being decoded: queue them instead
+                                "--interrupt_requests", "False"],
                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     url = f"http://127.0.0.1:{port}/v1"
     deadline = time.monotonic() + 120

@@ -156,7 +156,7 @@ class LLMWriter:
         prompt = REQUEST_PROMPT.format(author=self.author, kind=kind, title=passage.title or "untitled",
                                        section=section, text=passage.extract.text, count=count)
         answer = llm.structured([{"role": "user", "content": prompt}], request_schema(count),
-                                max_tokens=80 * count, temperature=0.7)
+                                max_tokens=120 * count, temperature=0.7)
         requests, seen = [], set()
         for request in (" ".join(r.split()) for r in answer["requests"]):
             if request.lower() not in seen and request not in passage.extract.text:  # asks, does not copy

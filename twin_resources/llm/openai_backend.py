@@ -59,7 +59,8 @@ class OpenAIBackend:
         if json_schema is None:
             return self._completion(self._create(messages=messages, **self._sampling(sampling)))
         while True:
-            response_format = _JSON_FORMATS[self._json_format](json_schema)
+            tried = self._json_format
+            response_format = _JSON_FORMATS[tried](json_schema)
             try:
                 return self._completion(self._create(messages=messages, **self._sampling(sampling),
                                                      **({"response_format": response_format} if response_format else {})))
@@ -68,7 +69,9 @@ class OpenAIBackend:
                 refused = any(f"answered {code}" in str(error) for code in (400, 422)) or "response_format" in str(error)
                 if not refused or response_format is None:
                     raise
-                self._json_format += 1  # this server does not take that response_format: try the next
+                # this server does not take that response_format: the next one (requests in flight together
+                # learn this at once, so each moves past the format it tried, not one further)
+                self._json_format = max(self._json_format, tried + 1)
 
     def complete(self, prompt: str, sampling: Sampling) -> Completion:
         return self.chat([{"role": "user", "content": prompt}], sampling)

@@ -20,7 +20,7 @@ def parse_against_schema(text: str, schema: dict):
     """The JSON value in `text` (a Markdown fence around it is allowed); ValueError saying what is wrong."""
     fenced = _FENCE.match(text)
     try:
-        value = json.loads(fenced.group(1) if fenced else text)
+        value = json.loads(fenced.group(1) if fenced else text, strict=False)  # raw newlines in strings are common
     except json.JSONDecodeError as error:
         raise ValueError(f"not JSON ({error.msg} at character {error.pos})") from None
     try:
