@@ -24,6 +24,7 @@ from twin_resources.domain.documents import (
     RepositoryFile,
 )
 from twin_resources.embedding import Embedder
+from twin_resources.llm import LLM
 from twin_resources.vector_store import field_filter, scroll_all
 
 CORPUS = Path(__file__).resolve().parent.parent / "twin_assets" / "demo" / "corpus" / "articles"
@@ -293,7 +294,7 @@ def test_new_raw_documents_trigger_the_features_automatically(warehouse, store, 
 
     defs = build_definitions({"warehouse": warehouse, "vector_store": store, "embedder": embedder,
                               "model_registry": ModelRegistry(home=store.home), "http": None,
-                              "progress": ProgressReporter()})
+                              "progress": ProgressReporter(), "llm": LLM()})
     instance.add_dynamic_partitions("authors", [author.key])
     first = dg.evaluate_automation_conditions(defs=defs, instance=instance)
     for key in RAW_ASSETS.values():

@@ -1,7 +1,7 @@
 """The one Definitions root: every stage's assets, jobs and sensors, with resources from the settings.
 
-Jobs by scope: `collection_job`, `features_job` and `datasets_job` run per author (sensors and automation
-start the first two as links and documents arrive); `models_job` builds what all authors share (the base model, its exports, the
+Jobs by scope: `collection_job`, `features_job`, `datasets_job` and `training_job` run per author (sensors
+and automation start the first two as links and documents arrive); `models_job` builds what all authors share (the base model, its exports, the
 default promotion), so adding an author never retrains it; `main_job` is the whole graph for one author,
 from links to a served twin, as `make demo` runs it. The reranker has a job of its own, and GPU-only assets
 join the jobs only where a GPU is present (TWIN_GPU).
@@ -9,7 +9,7 @@ join the jobs only where a GPU is present (TWIN_GPU).
 
 import dagster as dg
 
-from twin_assets import collection, datasets, features, models, retrieval
+from twin_assets import collection, datasets, features, models, retrieval, training
 from twin_assets.dead_runs import build_dead_runs_sensor
 from twin_resources.configured import resources_from_env
 from twin_resources.model_io import ModelVersionIOManager
@@ -36,6 +36,11 @@ def build_definitions(resources: dict | None = None, gpu: bool | None = None) ->
                                         "promotion."),
         dg.define_asset_job("datasets_job", selection=dg.AssetSelection.groups("datasets"),
                             description="One author's instruction and preference datasets, from the features."),
+        dg.define_asset_job("training_job", selection=(dg.AssetSelection.groups("datasets", "training")
+                                                       | dg.AssetSelection.assets(models.base_model,
+                                                                                  models.served_model)) & unavailable,
+                            description="One author's twin from the features: datasets, the base model when "
+                                        "missing, SFT, DPO and the author's promotion (`twin train`)."),
         dg.define_asset_job("reranker_job", selection=RERANKER,
                             description="Fine-tune the cross-encoder reranker on every author's chunks."),
     ]
@@ -46,6 +51,7 @@ def build_definitions(resources: dict | None = None, gpu: bool | None = None) ->
         datasets.defs,
         models.defs,
         retrieval.defs,
+        training.defs,
         dg.Definitions(jobs=jobs, sensors=sensors, resources=resources),
     )
 

@@ -58,7 +58,8 @@ def summarize_run(author: UserDocument, result: dg.ExecuteInProcessResult) -> st
         elif "promoted_now" in meta:
             parts.append(f"{name} {meta['version'][:12]}" + (" (promoted now)" if meta["promoted_now"] else ""))
         elif "version" in meta:
-            parts.append(f"{name} {meta['version'][:12]}")
+            loss = f" (eval loss {meta['eval_loss']:.3f})" if isinstance(meta.get("eval_loss"), float) else ""
+            parts.append(f"{name} {meta['version'][:12]}{loss}")
         elif exports := {k.removesuffix("_version"): v for k, v in meta.items() if k.endswith("_version")}:
             parts.append(f"{name} " + ", ".join(f"{kind} {version[:12]}" for kind, version in exports.items()))
     line = f"{author.full_name}: " + "; ".join(parts)

@@ -8,6 +8,8 @@ from twin_resources.settings import TwinSettings, dagster_value, load_settings
 
 def resources_from_env(settings: TwinSettings | None = None) -> dict:
     """Every resource, configured from `settings` (default: the environment's)."""
+    from dagster import PipesSubprocessClient
+
     from twin_resources.embedding import Embedder
     from twin_resources.http import HttpClient
     from twin_resources.model_io import ModelVersionIOManager
@@ -32,6 +34,7 @@ def resources_from_env(settings: TwinSettings | None = None) -> dict:
         "llm": llm_from_env(settings=settings),
         "http": HttpClient(),
         "progress": ProgressReporter(),
+        "pipes_client": PipesSubprocessClient(),  # trainers run as child processes (a pod: PipesK8sClient)
     }
 
 

@@ -5,7 +5,7 @@ Heavy libraries are imported inside the commands that use them, so `twin --help`
 
 import click
 
-from twin_assets.cli import collection, datasets, models, serve
+from twin_assets.cli import collection, datasets, models, serve, training
 
 # (module, class) of a store's failure -> what to put before its message (warehouse, vector store and
 # registry errors say which store already)
@@ -36,7 +36,7 @@ def main():
     """LLM Twin: learn one person's writing voice from their own writing."""
 
 
-for command in (*collection.COMMANDS, *datasets.COMMANDS, *models.COMMANDS, *serve.COMMANDS):
+for command in (*collection.COMMANDS, *datasets.COMMANDS, *models.COMMANDS, *serve.COMMANDS, *training.COMMANDS):
     main.add_command(command)
 
 if __name__ == "__main__":

@@ -1,0 +1,137 @@
+"""Fine-tuning: LoRA targets from the architecture, SFT then DPO through a Dagster Pipes child process on
+tiny models trained here, lineage, reuse, promotion, and what bad input gets."""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import dagster as dg
+import pytest
+import torch
+from transformers import LlamaConfig, LlamaForCausalLM, Qwen2Config, Qwen2ForCausalLM
+
+from tests.fixtures.tiny_models import tiny_base
+from twin_assets.datasets.assets import instruction_dataset, preference_dataset
+from twin_assets.features.assets import cleaned_documents
+from twin_assets.models.assets import base_model, served_model
+from twin_assets.models.base_models import register_configured_base
+from twin_assets.trainers.lora import lora_targets
+from twin_assets.training.assets import dpo_model, sft_model, twin_model
+from twin_resources import LLM, ModelRegistry, ProgressReporter, VectorStore
+from twin_resources.domain.documents import ArticleContent, ArticleDocument
+from twin_resources.model_io import ModelVersionIOManager
+
+SMALL = dict(hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=2,
+             vocab_size=384, max_position_embeddings=256)
+FAST = {"sft": {"num_train_epochs": 1, "max_steps": 3}, "dpo": {"num_train_epochs": 1, "max_steps": 2}}
+ARTICLES = sorted((Path(__file__).resolve().parents[1] / "twin_assets" / "demo" / "corpus" / "articles").glob("*.md"))
+
+
+def test_lora_targets_come_from_the_architecture():
+    llama = LlamaForCausalLM(LlamaConfig(**SMALL))
+    qwen = Qwen2ForCausalLM(Qwen2Config(**SMALL))
+    expected = ["down_proj", "gate_proj", "k_proj", "o_proj", "q_proj", "up_proj", "v_proj"]
+    assert lora_targets(llama) == expected and lora_targets(qwen) == expected  # lm_head left out
+    with pytest.raises(ValueError, match="no LoRA targets"):
+        lora_targets(torch.nn.Sequential(torch.nn.Embedding(4, 4)))
+
+
+@pytest.fixture
+def trained_home(twin_home, warehouse, author, instance):
+    """The demo corpus as Ada's articles, cleaned, with the tiny base model promoted: what training needs."""
+    for path in ARTICLES:
+        _, front, body = path.read_text().split("---", 2)
+        title = next(line for line in front.splitlines() if line.startswith("title:")).split(":", 1)[1].strip()
+        warehouse.upsert_document(ArticleDocument.create(link=f"https://blog.example.com/{path.stem}", author=author,
+                                                         platform="blog", content=ArticleContent(title=title, body=body)))
+    store, models = VectorStore(home=str(twin_home)), ModelRegistry(home=str(twin_home))
+    instance.add_dynamic_partitions("authors", [author.key])
+    assert dg.materialize([cleaned_documents], partition_key=author.key, instance=instance,
+                          resources={"warehouse": warehouse, "vector_store": store}).success
+    return {"warehouse": warehouse, "vector_store": store, "model_registry": models, "llm": LLM(),
+            "progress": ProgressReporter(), "model_io": ModelVersionIOManager(model_registry=models),
+            "pipes_client": dg.PipesSubprocessClient()}
+
+
+ALL = [cleaned_documents, instruction_dataset, base_model, served_model, preference_dataset, sft_model, dpo_model,
+       twin_model]
+DATASET_CONFIG = {"instruction_dataset": {"config": {"test_share": 0.3, "min_chars": 300, "max_chars": 800}},
+                  "preference_dataset": {"config": {"max_tokens": 8}}}
+
+
+def run(resources, author, instance, selection, ops=None):
+    selected = {asset.key.path[-1] for asset in selection}
+    ops = {name: config for name, config in {**DATASET_CONFIG, **(ops or {})}.items() if name in selected}
+    result = dg.materialize(ALL, selection=selection, partition_key=author.key, instance=instance, resources=resources,
+                            run_config={"ops": ops}, raise_on_error=False)
+    metadata = {e.asset_key.path[-1]: {k: v.value for k, v in e.step_materialization_data.materialization.metadata.items()}
+                for e in result.get_asset_materialization_events()}
+    failure = next((e.step_failure_data.error.message for e in result.all_events if e.is_step_failure), "")
+    return result, metadata, failure
+
+
+def test_sft_then_dpo_through_pipes_register_versions_with_lineage_and_promote_the_twin(trained_home, author, instance):
+    models = trained_home["model_registry"].registry
+    base = tiny_base(models).entry
+    models.record_output("base_model", None, base.version)  # the base as if base_model had made it
+    models.promote(base.version, "first model")
+    config = {name: {"config": FAST} for name in ("sft_model", "dpo_model")}
+    result, metadata, failure = run(trained_home, author, instance,
+                                    [instruction_dataset, preference_dataset, sft_model, dpo_model, twin_model], config)
+    assert result.success, failure
+    sft, dpo = models.get(metadata["sft_model"]["version"]), models.get(metadata["dpo_model"]["version"])
+    assert (sft.kind, dpo.kind) == ("sft", "dpo") and sft.format == dpo.format == "transformers"
+    assert sft.parents == [base.version] and sft.dataset == metadata["instruction_dataset"]["version"]
+    assert dpo.parents == [sft.version] and dpo.dataset == metadata["preference_dataset"]["version"]
+    assert (sft.path / "adapter" / "adapter_config.json").is_file() and (dpo.path / "config.json").is_file()
+    assert "eval_loss" in sft.metadata and "reward_accuracy" in dpo.metadata
+    assert "| test request | before | after |" in metadata["sft_model"]["answers"]
+    assert models.promoted(author.key).version == dpo.version and metadata["twin_model"]["promoted_now"]
+    assert models.serving_version(author.key) == dpo.version  # the server answers as Ada with her twin
+    answer = LLM(model=dpo.version, home=str(trained_home["model_registry"].home), max_tokens=4).chat(
+        [{"role": "user", "content": "Write a post."}])
+    assert answer.model == dpo.version
+
+    again, metadata_again, _ = run(trained_home, author, instance, [sft_model, dpo_model], config)
+    assert again.success and metadata_again["sft_model"]["reused"] and metadata_again["dpo_model"]["reused"]
+    assert metadata_again["dpo_model"]["version"] == dpo.version
+
+
+def test_another_architecture_trains_and_bad_input_registers_nothing(trained_home, author, instance, tmp_path):
+    models = trained_home["model_registry"].registry
+    tokenizer_source = tiny_base(models).entry.path
+    qwen_dir = tmp_path / "tiny-qwen2"
+    Qwen2ForCausalLM(Qwen2Config(**{**SMALL, "vocab_size": 384})).save_pretrained(qwen_dir)
+    from transformers import AutoTokenizer
+
+    AutoTokenizer.from_pretrained(tokenizer_source).save_pretrained(qwen_dir)
+    qwen = register_configured_base(models, str(qwen_dir)).entry
+    models.record_output("base_model", None, qwen.version)
+    result, metadata, failure = run(trained_home, author, instance, [instruction_dataset, sft_model],
+                                    {"sft_model": {"config": FAST}})
+    assert result.success, failure
+    assert models.get(metadata["sft_model"]["version"]).parents == [qwen.version]
+
+    before = {e.version for e in models.versions()}
+    diverging = {"sft_model": {"config": {"sft": {"learning_rate": 1.0e12, "max_steps": 3}}}}
+    result, _, failure = run(trained_home, author, instance, [sft_model], diverging)
+    assert not result.success and "NaN or infinite" in failure
+    result, _, failure = run(trained_home, author, instance, [sft_model],
+                             {"sft_model": {"config": {"sft": {"learning_rat": 0.1}, "lora": {"target_modules": ["x"]}}}})
+    assert not result.success and "sft.learning_rat is not a SFTConfig field" in failure
+    assert "lora.target_modules is decided by the trainer" in failure
+    assert {e.version for e in models.versions()} == before  # nothing registered
+
+
+def test_twin_train_refuses_a_bad_config_file_in_one_line(twin_home, tmp_path):
+    config = tmp_path / "train.yaml"
+    config.write_text("sft: {learning_rate: 1.0e-4}\noptimizer: {name: adam}\n")
+    result = subprocess.run([sys.executable, "-m", "twin_assets.cli", "train", "--config", str(config)],
+                            capture_output=True, text=True)
+    assert result.returncode != 0 and "unknown sections optimizer" in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
+    config.write_text(json.dumps({"lora": {"r": 4}}))  # JSON is YAML: valid, but no author has documents
+    result = subprocess.run([sys.executable, "-m", "twin_assets.cli", "train", "--config", str(config)],
+                            capture_output=True, text=True)
+    assert result.returncode != 0 and "no author has documents" in result.stderr

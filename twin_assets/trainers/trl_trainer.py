@@ -1,0 +1,171 @@
+"""SFT or DPO with trl and a LoRA adapter, as a Dagster Pipes child process.
+
+    python -m twin_assets.trainers.trl_trainer   (launched by the `sft_model` and `dpo_model` assets)
+
+The parent passes, as Pipes extras: `stage` (sft or dpo), `model` (the directory to start from), `data`
+(the dataset version's directory: train.jsonl and test.jsonl), `output` (an empty directory), the settings
+sections `sft`/`dpo` and `lora`, and `chat_template` (used when the model's tokenizer has none). The child
+writes the merged model (transformers format, with its tokenizer) in `output`, the adapter in
+`output/adapter`, and `output/training.json` (the log history and answers to three test prompts, before and
+after). Progress goes back as Pipes logs; a failure's reason goes to `output/failure.txt`. A NaN (or infinite) loss stops training with that reason; any
+failure exits non-zero, and the parent registers nothing.
+"""
+
+import json
+import math
+import random
+import shutil
+import warnings
+from pathlib import Path
+
+import torch
+from dagster_pipes import PipesContext, open_dagster_pipes
+from transformers import AutoModelForCausalLM, AutoTokenizer, PrinterCallback, TrainerCallback
+
+from twin_assets.trainers.lora import lora_targets
+
+FAILURE_FILE = "failure.txt"
+SAMPLE_PROMPTS = 3
+SAMPLE_TOKENS = 48
+
+
+class NaNLoss(RuntimeError):
+    pass
+
+
+class ReportToPipes(TrainerCallback):
+    """Each logged step to the parent's log; a NaN or infinite loss stops training."""
+
+    def __init__(self, pipes: PipesContext, stage: str):
+        self.pipes, self.stage, self.nan_at = pipes, stage, None
+
+    def on_log(self, args, state, control, logs=None, **kwargs):
+        logs = logs or {}
+        figures = ", ".join(f"{k} {v:.4g}" for k, v in logs.items() if isinstance(v, float) and "loss" in k)
+        if figures:
+            self.pipes.log.info(f"{self.stage} step {state.global_step}/{state.max_steps}: {figures}")
+        if any(isinstance(v, float) and not math.isfinite(v) for k, v in logs.items() if "loss" in k):
+            self.nan_at = state.global_step
+            control.should_training_stop = True
+
+
+def _read_jsonl(path: Path) -> list[dict]:
+    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+
+
+def _conversations(rows: list[dict], stage: str) -> list[dict]:
+    """trl's conversational format: the request as the user's turn, the author's words as the assistant's
+    (SFT: prompt and completion, loss on the completion; DPO: chosen and rejected completions)."""
+    if stage == "sft":
+        return [{"prompt": [{"role": "user", "content": r["instruction"]}],
+                 "completion": [{"role": "assistant", "content": r["output"]}]} for r in rows]
+    return [{"prompt": [{"role": "user", "content": r["prompt"]}],
+             "chosen": [{"role": "assistant", "content": r["chosen"]}],
+             "rejected": [{"role": "assistant", "content": r["rejected"]}]} for r in rows]
+
+
+def _answers(model, tokenizer, prompts: list[str]) -> list[str]:
+    model.eval()
+    answers = []
+    for prompt in prompts:
+        inputs = tokenizer.apply_chat_template([{"role": "user", "content": prompt}], add_generation_prompt=True,
+                                               return_tensors="pt", return_dict=True).to(model.device)
+        room = max(1, min(SAMPLE_TOKENS, _context(model) - inputs["input_ids"].shape[1]))
+        with torch.no_grad():
+            output = model.generate(**inputs, max_new_tokens=room, do_sample=False,
+                                    pad_token_id=tokenizer.pad_token_id or tokenizer.eos_token_id)
+        answers.append(tokenizer.decode(output[0, inputs["input_ids"].shape[1]:], skip_special_tokens=True))
+    return answers
+
+
+def _context(model) -> int:
+    return getattr(model.config, "max_position_embeddings", None) or 2048
+
+
+def train(pipes: PipesContext) -> None:
+    from datasets import Dataset
+    from peft import LoraConfig
+    from trl import DPOConfig, DPOTrainer, SFTConfig, SFTTrainer
+
+    extras = pipes.extras
+    stage, output = extras["stage"], Path(extras["output"])
+    data = Path(extras["data"])
+    settings = dict(extras[stage])
+    seed = int(settings.get("seed", 0))
+    random.seed(seed)
+    torch.manual_seed(seed)
+
+    tokenizer = AutoTokenizer.from_pretrained(extras["model"])
+    if tokenizer.chat_template is None:
+        tokenizer.chat_template = extras["chat_template"]
+    if tokenizer.pad_token is None:
+        tokenizer.pad_token = tokenizer.eos_token
+    cuda = torch.cuda.is_available()
+    model = AutoModelForCausalLM.from_pretrained(extras["model"], dtype=torch.bfloat16 if cuda else torch.float32)
+    targets = lora_targets(model)
+    train_rows, test_rows = _read_jsonl(data / "train.jsonl"), _read_jsonl(data / "test.jsonl")
+    if not train_rows:
+        raise ValueError(f"the {stage} dataset's train split is empty: nothing to learn from")
+    sample_prompts = [r.get("instruction") or r["prompt"] for r in test_rows[:SAMPLE_PROMPTS]]
+    before = _answers(model, tokenizer, sample_prompts)
+    pipes.log.info(f"{stage}: {len(train_rows)} train and {len(test_rows)} test rows; LoRA on {', '.join(targets)}")
+
+    settings.setdefault("max_length", _context(model))
+    common = dict(output_dir=str(output / "checkpoints"), use_cpu=not cuda, bf16=cuda, report_to="none",
+                  save_strategy="no", logging_steps=1, gradient_checkpointing=False, disable_tqdm=True,
+                  eval_strategy="epoch" if test_rows else "no", **settings)
+    lora = LoraConfig(task_type="CAUSAL_LM", target_modules=targets, **extras["lora"])
+    train_set = Dataset.from_list(_conversations(train_rows, stage))
+    test_set = Dataset.from_list(_conversations(test_rows, stage)) if test_rows else None
+    report = ReportToPipes(pipes, stage)
+    if stage == "sft":
+        trainer = SFTTrainer(model=model, args=SFTConfig(**common), train_dataset=train_set, eval_dataset=test_set,
+                             processing_class=tokenizer, peft_config=lora, callbacks=[report])
+    else:
+        trainer = DPOTrainer(model=model, ref_model=None, args=DPOConfig(**common), train_dataset=train_set,
+                             eval_dataset=test_set, processing_class=tokenizer, peft_config=lora, callbacks=[report])
+    trainer.remove_callback(PrinterCallback)  # with tqdm off, transformers prints every log line instead
+    trainer.train()
+    if report.nan_at is not None:
+        raise NaNLoss(f"the {stage} loss became NaN or infinite at step {report.nan_at}: lower the "
+                      "learning rate")
+
+    shutil.rmtree(output / "checkpoints", ignore_errors=True)
+    trainer.model.save_pretrained(output / "adapter")
+    merged = trainer.model.merge_and_unload()
+    merged.save_pretrained(output, safe_serialization=True)
+    tokenizer.save_pretrained(output)
+    after = _answers(merged, tokenizer, sample_prompts)
+    history = trainer.state.log_history
+    (output / "training.json").write_text(json.dumps({
+        "stage": stage, "targets": targets, "history": history, "settings": settings,
+        "samples": [{"prompt": p, "before": b, "after": a} for p, b, a in zip(sample_prompts, before, after)],
+        "train_rows": len(train_rows), "test_rows": len(test_rows),
+        "tokens_seen": int(trainer.state.num_input_tokens_seen or 0)}, indent=2, default=str))
+    pipes.log.info(f"{stage}: done in {trainer.state.global_step} steps")
+
+
+def quiet_libraries() -> None:
+    """Progress goes to the parent through Pipes: the libraries' own bars and notices would only clutter
+    the terminal the parent shares."""
+    import datasets
+    import transformers
+
+    warnings.filterwarnings("ignore", category=FutureWarning)
+    transformers.logging.set_verbosity_error()
+    transformers.utils.logging.disable_progress_bar()
+    datasets.disable_progress_bars()
+
+
+def main() -> None:
+    quiet_libraries()
+    with open_dagster_pipes() as pipes:
+        try:
+            train(pipes)
+        except Exception as error:  # the reason, for the parent's one-line failure; Pipes reports the trace
+            (Path(pipes.extras["output"]) / FAILURE_FILE).write_text(f"{type(error).__name__}: {error}")
+            raise
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,78 @@
+"""The twin per author: a LoRA adapter on the shared base model trained on the author's instructions
+(`sft_model`), a second one on the merged SFT model trained on the author's preference triples
+(`dpo_model`), both run as Pipes child processes, and the author's promotion (`twin_model`)."""
+
+import dagster as dg
+
+from twin_assets.metadata import markdown_table
+from twin_assets.models.assets import version_metadata
+from twin_assets.partitions import authors
+from twin_assets.plots import line_plot_markdown
+from twin_assets.training.run import StageOutcome, train_stage
+from twin_assets.training.settings import TrainingConfig
+from twin_resources.domain.models import ModelVersion
+from twin_resources.model_registry import ModelRegistry
+
+TRAINING = dict(partitions_def=authors, group_name="training", tags={"stage": "training"})
+
+
+def _curve(history: list[dict], key: str) -> tuple[list[float], list[float]]:
+    points = [(entry["step"], entry[key]) for entry in history if key in entry and "step" in entry]
+    return [p[0] for p in points], [p[1] for p in points]
+
+
+def stage_metadata(outcome: StageOutcome) -> dict:
+    entry, summary = outcome.entry, outcome.summary
+    metadata = {**version_metadata(entry), "reused": outcome.reused, "dataset": entry.dataset or "",
+                "lora_targets": ", ".join(summary["targets"]),
+                **{k: dg.MetadataValue.float(v) for k, v in entry.metadata.items() if isinstance(v, float)}}
+    for key, title in (("loss", "train loss"), ("eval_loss", "eval loss")):
+        steps, values = _curve(summary["history"], key)
+        if len(steps) > 1:
+            metadata[f"{key}_curve"] = dg.MetadataValue.md(line_plot_markdown(steps, values, title, "step", "loss"))
+    rows = [[s["prompt"][:80], s["before"][:120], s["after"][:120]] for s in summary["samples"]]
+    if rows:
+        metadata["answers"] = dg.MetadataValue.md(markdown_table(["test request", "before", "after"], rows))
+    return metadata
+
+
+@dg.asset(io_manager_key="model_io", kinds={"pytorch"}, **TRAINING)
+def sft_model(context: dg.AssetExecutionContext, config: TrainingConfig, model_registry: ModelRegistry,
+              pipes_client: dg.PipesSubprocessClient, base_model: ModelVersion,
+              instruction_dataset: ModelVersion) -> dg.Output[ModelVersion]:
+    """A LoRA adapter on the base model, trained on the author's instruction train split with the chat
+    template serving uses (loss on the answer only, eval loss on the test split), merged. Kind `sft`, with
+    the base as parent and the dataset version."""
+    outcome = train_stage(context, "sft", config, base_model, instruction_dataset, model_registry.registry,
+                          pipes_client, context.partition_key)
+    return dg.Output(outcome.entry, metadata=stage_metadata(outcome), data_version=dg.DataVersion(outcome.entry.version))
+
+
+@dg.asset(io_manager_key="model_io", kinds={"pytorch"}, **TRAINING)
+def dpo_model(context: dg.AssetExecutionContext, config: TrainingConfig, model_registry: ModelRegistry,
+              pipes_client: dg.PipesSubprocessClient, sft_model: ModelVersion,
+              preference_dataset: ModelVersion) -> dg.Output[ModelVersion]:
+    """A new LoRA adapter on the merged SFT model, trained on the author's preference triples (DPO, the
+    SFT model as reference), merged. Kind `dpo`, with the SFT model as parent and the dataset version;
+    reward margins and accuracies in the metadata."""
+    outcome = train_stage(context, "dpo", config, sft_model, preference_dataset, model_registry.registry,
+                          pipes_client, context.partition_key)
+    return dg.Output(outcome.entry, metadata=stage_metadata(outcome), data_version=dg.DataVersion(outcome.entry.version))
+
+
+@dg.asset(kinds={"python"}, **TRAINING)
+def twin_model(context: dg.AssetExecutionContext, model_registry: ModelRegistry,
+               dpo_model: ModelVersion) -> dg.MaterializeResult:
+    """The author's channel: the fine-tuned model is promoted there when nothing is yet, so `twin serve`
+    answers as this author with it. A version promoted by hand (and, later, by the evaluation gate) is left
+    alone."""
+    registry, channel = model_registry.registry, context.partition_key
+    current = registry.promoted(channel)
+    if current is None:
+        registry.promote(dpo_model.version, "first fine-tuned twin: nothing was promoted for this author", channel)
+        context.log.info(f"promoted {dpo_model.short} for {channel}")
+    served = registry.promoted(channel)
+    return dg.MaterializeResult(
+        metadata={"channel": channel, "version": served.version, "promoted_now": current is None,
+                  "candidate": dpo_model.version, "from_scratch": served.from_scratch},
+        data_version=dg.DataVersion(served.version))

@@ -1,0 +1,78 @@
+"""One training stage, from the parent's side: the trainer as a Dagster Pipes child process, writing into a
+registry staging directory; the version is registered only when the child finished, so a killed or failed
+training registers nothing. The same start model, dataset and settings reuse the version."""
+
+import json
+import os
+import sys
+from dataclasses import dataclass
+
+import dagster as dg
+
+from twin_assets.training.settings import TrainingConfig, check_sections
+from twin_resources.domain.models import ModelVersion
+from twin_resources.domain.templates import CHAT_TEMPLATE
+from twin_resources.model_registry import Registry, recipe_hash
+
+TRAINER_VERSION = "1"  # bumped when the trainer makes different files from the same inputs
+TRAINERS = {"trl": [sys.executable, "-m", "twin_assets.trainers.trl_trainer"]}
+
+
+@dataclass
+class StageOutcome:
+    entry: ModelVersion
+    summary: dict  # the trainer's training.json
+    reused: bool
+
+
+def train_stage(context: dg.AssetExecutionContext, stage: str, config: TrainingConfig, start: ModelVersion,
+                dataset: ModelVersion, registry: Registry, pipes: dg.PipesSubprocessClient,
+                author_key: str) -> StageOutcome:
+    try:
+        check_sections(config)
+    except ValueError as error:
+        raise dg.Failure(str(error)) from None
+    samples = dataset.metadata.get("train", 0)
+    if not samples:
+        raise dg.Failure(f"the {stage} dataset {dataset.short} has no train samples: nothing to learn from "
+                         "(see its card: twin datasets show)")
+    settings = {stage: config.section(stage), "lora": config.section("lora")}
+    recipe = recipe_hash(stage, TRAINER_VERSION, start.version, dataset.version, json.dumps(settings, sort_keys=True))
+    existing = registry.find(recipe=recipe, kind=stage)
+    if existing is not None:
+        context.log.info(f"{stage}: {start.short} on {dataset.short} with these settings trained {existing.short} "
+                         "before: reused")
+        return StageOutcome(existing, json.loads((existing.path / "training.json").read_text()), True)
+    with registry.staging() as staged:
+        extras = {"stage": stage, "model": str(start.path), "data": str(dataset.path), "output": str(staged),
+                  "chat_template": CHAT_TEMPLATE, **settings}
+        try:
+            pipes.run(context=context, command=TRAINERS["trl"], extras=extras,
+                      env={**os.environ, "TOKENIZERS_PARALLELISM": "false"})
+        except Exception as error:  # Dagster's DagsterPipesExecutionError is not public API
+            failure = staged / "failure.txt"
+            reason = failure.read_text().strip() if failure.is_file() else _reason(error)
+            raise dg.Failure(f"the {stage} trainer failed: {reason}") from None
+        summary = json.loads((staged / "training.json").read_text())
+        entry = registry.register(
+            staged, name=f"{author_key}-{stage}", kind=stage, format="transformers", parents=[start.version],
+            dataset=dataset.version, recipe=recipe,
+            metadata={"author": author_key, "source": start.metadata.get("source", ""), "trainer": "trl",
+                      **final_losses(summary["history"])})
+    return StageOutcome(entry, summary, False)
+
+
+def _reason(error: Exception) -> str:
+    return str(error).strip().splitlines()[-1][:300] if str(error).strip() else type(error).__name__
+
+
+def final_losses(history: list[dict]) -> dict:
+    """The last train and eval loss the trainer logged (and DPO's reward margin and accuracy)."""
+    figures = {}
+    for key, name in (("loss", "train_loss"), ("eval_loss", "eval_loss"), ("rewards/margins", "reward_margin"),
+                      ("rewards/accuracies", "reward_accuracy"), ("eval_rewards/margins", "eval_reward_margin"),
+                      ("eval_rewards/accuracies", "eval_reward_accuracy")):
+        values = [entry[key] for entry in history if key in entry]
+        if values:
+            figures[name] = float(values[-1])
+    return figures
