@@ -124,11 +124,13 @@ def test_the_definitions_hold_the_assets_checks_jobs_and_sensor(twin_home):
     repository = defs.get_repository_def()
     assert {key.to_user_string() for key in repository.asset_graph.get_all_asset_keys()} == {
         "raw_articles", "raw_posts", "raw_repositories", "cleaned_documents", "embedded_chunks", "base_model",
-        "served_model", "gguf_model", "exl2_model", "reranker_model", "instruction_dataset", "preference_dataset"}
-    assert len(repository.asset_graph.asset_check_keys) == 12 + 2 + 5 + 1 + 4 + 2
+        "served_model", "gguf_model", "exl2_model", "reranker_model", "instruction_dataset", "preference_dataset",
+        "sft_model", "dpo_model", "twin_gguf", "twin_model"}
+    assert len(repository.asset_graph.asset_check_keys) == 12 + 2 + 5 + 1 + 4 + 2 + 1
     assert all(repository.asset_graph.get_check_spec(key).description for key in repository.asset_graph.asset_check_keys)
     assert {job.name for job in repository.get_all_jobs()} >= {"main_job", "collection_job", "features_job",
-                                                                "models_job", "datasets_job", "reranker_job"}
+                                                                "models_job", "datasets_job", "training_job",
+                                                                "reranker_job"}
     per_author = {"raw_articles", "raw_posts", "raw_repositories", "cleaned_documents", "embedded_chunks"}
     model_wide = {"base_model", "served_model", "gguf_model"}
     # jobs by scope: an author's runs never retrain what all authors share; no CPU job holds a GPU-only asset
@@ -136,7 +138,9 @@ def test_the_definitions_hold_the_assets_checks_jobs_and_sensor(twin_home):
     assert job_assets(repository, "models_job") == model_wide
     datasets = {"instruction_dataset", "preference_dataset"}
     assert job_assets(repository, "datasets_job") == datasets
-    assert job_assets(repository, "main_job") == per_author | model_wide | datasets
+    twin = {"sft_model", "dpo_model", "twin_gguf", "twin_model"}
+    assert job_assets(repository, "main_job") == per_author | model_wide | datasets | twin
+    assert job_assets(repository, "training_job") == datasets | twin | {"base_model", "served_model"}
     with_gpu = build_definitions(gpu=True).get_repository_def()
     assert "exl2_model" in job_assets(with_gpu, "models_job") and "exl2_model" in job_assets(with_gpu, "main_job")
     assert sorted(sensor.name for sensor in repository.sensor_defs) == ["dead_runs_sensor", "features_automation", "new_links_sensor"]

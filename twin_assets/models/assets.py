@@ -107,19 +107,18 @@ def served_model(context: dg.AssetExecutionContext, model_registry: ModelRegistr
 
 
 GGUF_CHECK = "logits_agree_with_transformers"
+GGUF_CHECK_DESCRIPTION = ("Every GGUF file tokenizes like the transformers model, and its next-token distribution "
+                          "on fixed prompts stays within the quantization's mean KL divergence and top-1 agreement "
+                          "bounds.")
 
 
-@dg.asset(kinds={"gguf"}, check_specs=[dg.AssetCheckSpec(
-    GGUF_CHECK, asset="gguf_model", blocking=True,
-    description="Every GGUF file tokenizes like the transformers model, and its next-token distribution on "
-                "fixed prompts stays within the quantization's mean KL divergence and top-1 agreement bounds.")],
-    **MODELS)
-def gguf_model(context: dg.AssetExecutionContext, config: GgufConfig, model_registry: ModelRegistry,
-               base_model: ModelVersion) -> dg.MaterializeResult:
-    """The base model as GGUF files for llama.cpp (f16, Q8_0, Q4_K_M by default), each checked against the
-    transformers model's next-token logits on fixed prompts."""
-    registry = model_registry.registry
-    source = base_model
+def gguf_check_spec(asset: str) -> dg.AssetCheckSpec:
+    return dg.AssetCheckSpec(GGUF_CHECK, asset=asset, blocking=True, description=GGUF_CHECK_DESCRIPTION)
+
+
+def gguf_export_result(context: dg.AssetExecutionContext, registry: Registry, source: ModelVersion,
+                       config: GgufConfig) -> dg.MaterializeResult:
+    """`source` as GGUF files (each a registry version), with the agreement check's result."""
     try:
         export = export_gguf(registry, source, config, context.log.info)
     except Exception as error:  # a failed export registers nothing; the previous files stay in place
@@ -141,6 +140,14 @@ def gguf_model(context: dg.AssetExecutionContext, config: GgufConfig, model_regi
         metadata={"source": source.version, "files": dg.MetadataValue.md(table), **figures,
                   **{f"{e.metadata['quantization']}_version": e.version for e in export.entries}},
         check_results=[check], data_version=dg.DataVersion(":".join(e.short for e in export.entries)))
+
+
+@dg.asset(kinds={"gguf"}, check_specs=[gguf_check_spec("gguf_model")], **MODELS)
+def gguf_model(context: dg.AssetExecutionContext, config: GgufConfig, model_registry: ModelRegistry,
+               base_model: ModelVersion) -> dg.MaterializeResult:
+    """The base model as GGUF files for llama.cpp (f16, Q8_0, Q4_K_M by default), each checked against the
+    transformers model's next-token logits on fixed prompts."""
+    return gguf_export_result(context, model_registry.registry, base_model, config)
 
 
 @dg.asset(kinds={"exllamav2"}, group_name="models", tags={"stage": "training", **GPU_ONLY})

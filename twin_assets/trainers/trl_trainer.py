@@ -25,6 +25,7 @@ from transformers import AutoModelForCausalLM, AutoTokenizer, PrinterCallback, T
 from twin_assets.trainers.lora import lora_targets
 
 FAILURE_FILE = "failure.txt"
+TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "chat_template.jinja")
 SAMPLE_PROMPTS = 3
 SAMPLE_TOKENS = 48
 
@@ -96,7 +97,8 @@ def train(pipes: PipesContext) -> None:
     torch.manual_seed(seed)
 
     tokenizer = AutoTokenizer.from_pretrained(extras["model"])
-    if tokenizer.chat_template is None:
+    own_template = tokenizer.chat_template is not None
+    if not own_template:
         tokenizer.chat_template = extras["chat_template"]
     if tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.eos_token
@@ -135,6 +137,10 @@ def train(pipes: PipesContext) -> None:
     merged = trainer.model.merge_and_unload()
     merged.save_pretrained(output, safe_serialization=True)
     tokenizer.save_pretrained(output)
+    if own_template:  # the start model's tokenizer files as they were (a converter may read marks in them)
+        for name in TOKENIZER_FILES:
+            if (Path(extras["model"]) / name).is_file():
+                shutil.copyfile(Path(extras["model"]) / name, output / name)
     after = _answers(merged, tokenizer, sample_prompts)
     history = trainer.state.log_history
     (output / "training.json").write_text(json.dumps({

@@ -1,11 +1,13 @@
 """The twin per author: a LoRA adapter on the shared base model trained on the author's instructions
 (`sft_model`), a second one on the merged SFT model trained on the author's preference triples
-(`dpo_model`), both run as Pipes child processes, and the author's promotion (`twin_model`)."""
+(`dpo_model`), both run as Pipes child processes, its GGUF files (`twin_gguf`) and the author's promotion
+(`twin_model`)."""
 
 import dagster as dg
 
 from twin_assets.metadata import markdown_table
-from twin_assets.models.assets import version_metadata
+from twin_assets.models.assets import gguf_check_spec, gguf_export_result, version_metadata
+from twin_assets.models.exports import GgufConfig
 from twin_assets.partitions import authors
 from twin_assets.plots import line_plot_markdown
 from twin_assets.training.run import StageOutcome, train_stage
@@ -58,6 +60,14 @@ def dpo_model(context: dg.AssetExecutionContext, config: TrainingConfig, model_r
     outcome = train_stage(context, "dpo", config, sft_model, preference_dataset, model_registry.registry,
                           pipes_client, context.partition_key)
     return dg.Output(outcome.entry, metadata=stage_metadata(outcome), data_version=dg.DataVersion(outcome.entry.version))
+
+
+@dg.asset(kinds={"gguf"}, check_specs=[gguf_check_spec("twin_gguf")], **TRAINING)
+def twin_gguf(context: dg.AssetExecutionContext, config: GgufConfig, model_registry: ModelRegistry,
+              dpo_model: ModelVersion) -> dg.MaterializeResult:
+    """The author's fine-tuned model as GGUF files for llama.cpp, through the base model's export and its
+    agreement check, following the graph: the DPO version this run produced."""
+    return gguf_export_result(context, model_registry.registry, dpo_model, config)
 
 
 @dg.asset(kinds={"python"}, **TRAINING)

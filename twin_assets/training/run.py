@@ -5,6 +5,7 @@ training registers nothing. The same start model, dataset and settings reuse the
 import json
 import os
 import sys
+import warnings
 from dataclasses import dataclass
 
 import dagster as dg
@@ -13,6 +14,9 @@ from twin_assets.training.settings import TrainingConfig, check_sections
 from twin_resources.domain.models import ModelVersion
 from twin_resources.domain.templates import CHAT_TEMPLATE
 from twin_resources.model_registry import Registry, recipe_hash
+
+# Dagster Pipes reads its own message-writer count through a preview API: no news to whoever trains.
+warnings.filterwarnings("ignore", category=dg.PreviewWarning, message=".*expected_writer_count.*")
 
 TRAINER_VERSION = "1"  # bumped when the trainer makes different files from the same inputs
 TRAINERS = {"trl": [sys.executable, "-m", "twin_assets.trainers.trl_trainer"]}
