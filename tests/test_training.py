@@ -14,10 +14,10 @@ from transformers import LlamaConfig, LlamaForCausalLM, Qwen2Config, Qwen2ForCau
 from tests.fixtures.tiny_models import tiny_base
 from twin_assets.datasets.assets import instruction_dataset, preference_dataset
 from twin_assets.features.assets import cleaned_documents
-from twin_assets.models.assets import base_model, served_model
+from twin_assets.models.assets import GGUF_CHECK, base_model, served_model
 from twin_assets.models.base_models import register_configured_base
 from twin_assets.trainers.lora import lora_targets
-from twin_assets.training.assets import dpo_model, sft_model, twin_model
+from twin_assets.training.assets import dpo_model, sft_model, twin_gguf, twin_model
 from twin_resources import LLM, ModelRegistry, ProgressReporter, VectorStore
 from twin_resources.domain.documents import ArticleContent, ArticleDocument
 from twin_resources.model_io import ModelVersionIOManager
@@ -55,7 +55,7 @@ def trained_home(twin_home, warehouse, author, instance):
 
 
 ALL = [cleaned_documents, instruction_dataset, base_model, served_model, preference_dataset, sft_model, dpo_model,
-       twin_model]
+       twin_gguf, twin_model]
 DATASET_CONFIG = {"instruction_dataset": {"config": {"test_share": 0.3, "min_chars": 300, "max_chars": 800}},
                   "preference_dataset": {"config": {"max_tokens": 8}}}
 
@@ -76,9 +76,11 @@ def test_sft_then_dpo_through_pipes_register_versions_with_lineage_and_promote_t
     base = tiny_base(models).entry
     models.record_output("base_model", None, base.version)  # the base as if base_model had made it
     models.promote(base.version, "first model")
-    config = {name: {"config": FAST} for name in ("sft_model", "dpo_model")}
+    config = {**{name: {"config": FAST} for name in ("sft_model", "dpo_model")},
+              "twin_gguf": {"config": {"quantizations": ["f16"]}}}
     result, metadata, failure = run(trained_home, author, instance,
-                                    [instruction_dataset, preference_dataset, sft_model, dpo_model, twin_model], config)
+                                    [instruction_dataset, preference_dataset, sft_model, dpo_model, twin_gguf, twin_model],
+                                    config)
     assert result.success, failure
     sft, dpo = models.get(metadata["sft_model"]["version"]), models.get(metadata["dpo_model"]["version"])
     assert (sft.kind, dpo.kind) == ("sft", "dpo") and sft.format == dpo.format == "transformers"
@@ -87,6 +89,10 @@ def test_sft_then_dpo_through_pipes_register_versions_with_lineage_and_promote_t
     assert (sft.path / "adapter" / "adapter_config.json").is_file() and (dpo.path / "config.json").is_file()
     assert "eval_loss" in sft.metadata and "reward_accuracy" in dpo.metadata
     assert "| test request | before | after |" in metadata["sft_model"]["answers"]
+    gguf = models.get(metadata["twin_gguf"]["f16_version"])
+    assert gguf.parents == [dpo.version]  # the export follows the graph
+    assert [e.event_specific_data.passed for e in result.all_events if e.event_type_value == "ASSET_CHECK_EVALUATION"
+            and e.event_specific_data.check_name == GGUF_CHECK] == [True]
     assert models.promoted(author.key).version == dpo.version and metadata["twin_model"]["promoted_now"]
     assert models.serving_version(author.key) == dpo.version  # the server answers as Ada with her twin
     answer = LLM(model=dpo.version, home=str(trained_home["model_registry"].home), max_tokens=4).chat(

@@ -4,6 +4,8 @@
 class ProgressReporter:
     """Reports nothing; the CLI swaps in a progress bar."""
 
+    shows_bars = False  # whether a terminal is watching (a child process may then draw its own bar)
+
     def start(self, total: int, description: str, unit: str = "link") -> None:
         pass
 
@@ -16,6 +18,8 @@ class ProgressReporter:
 
 class TqdmProgress(ProgressReporter):
     """A tqdm bar on stderr."""
+
+    shows_bars = True
 
     def __init__(self):
         self._bar = None

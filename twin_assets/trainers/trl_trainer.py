@@ -4,7 +4,7 @@
 
 The parent passes, as Pipes extras: `stage` (sft or dpo), `model` (the directory to start from), `data`
 (the dataset version's directory: train.jsonl and test.jsonl), `output` (an empty directory), the settings
-sections `sft`/`dpo` and `lora`, and `chat_template` (used when the model's tokenizer has none). The child
+sections `sft`/`dpo` and `lora`, and `chat_template` (used when the model's tokenizer has none) and `progress_bar` (a terminal is watching). The child
 writes the merged model (transformers format, with its tokenizer) in `output`, the adapter in
 `output/adapter`, and `output/training.json` (the log history and answers to three test prompts, before and
 after). Progress goes back as Pipes logs; a failure's reason goes to `output/failure.txt`. A NaN (or infinite) loss stops training with that reason; any
@@ -20,7 +20,7 @@ from pathlib import Path
 
 import torch
 from dagster_pipes import PipesContext, open_dagster_pipes
-from transformers import AutoModelForCausalLM, AutoTokenizer, PrinterCallback, TrainerCallback
+from transformers import AutoModelForCausalLM, AutoTokenizer, PrinterCallback, ProgressCallback, TrainerCallback
 
 from twin_assets.trainers.lora import lora_targets
 
@@ -32,6 +32,13 @@ SAMPLE_TOKENS = 48
 
 class NaNLoss(RuntimeError):
     pass
+
+
+class BarOnly(ProgressCallback):
+    """transformers' progress bar, less the log dict it prints under the bar at every step."""
+
+    def on_log(self, args, state, control, logs=None, **kwargs):
+        pass
 
 
 class ReportToPipes(TrainerCallback):
@@ -114,7 +121,8 @@ def train(pipes: PipesContext) -> None:
 
     settings.setdefault("max_length", _context(model))
     common = dict(output_dir=str(output / "checkpoints"), use_cpu=not cuda, bf16=cuda, report_to="none",
-                  save_strategy="no", logging_steps=1, gradient_checkpointing=False, disable_tqdm=True,
+                  save_strategy="no", logging_steps=1, gradient_checkpointing=False,
+                  disable_tqdm=not extras.get("progress_bar", False),
                   eval_strategy="epoch" if test_rows else "no", **settings)
     lora = LoraConfig(task_type="CAUSAL_LM", target_modules=targets, **extras["lora"])
     train_set = Dataset.from_list(_conversations(train_rows, stage))
@@ -126,7 +134,11 @@ def train(pipes: PipesContext) -> None:
     else:
         trainer = DPOTrainer(model=model, ref_model=None, args=DPOConfig(**common), train_dataset=train_set,
                              eval_dataset=test_set, processing_class=tokenizer, peft_config=lora, callbacks=[report])
-    trainer.remove_callback(PrinterCallback)  # with tqdm off, transformers prints every log line instead
+    if extras.get("progress_bar", False):  # a terminal is watching: the bar, without a printed dict per step
+        trainer.remove_callback(ProgressCallback)
+        trainer.add_callback(BarOnly())
+    else:
+        trainer.remove_callback(PrinterCallback)  # with no bar, transformers prints every log line instead
     trainer.train()
     if report.nan_at is not None:
         raise NaNLoss(f"the {stage} loss became NaN or infinite at step {report.nan_at}: lower the "

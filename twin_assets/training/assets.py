@@ -14,6 +14,7 @@ from twin_assets.training.run import StageOutcome, train_stage
 from twin_assets.training.settings import TrainingConfig
 from twin_resources.domain.models import ModelVersion
 from twin_resources.model_registry import ModelRegistry
+from twin_resources.progress import ProgressReporter
 
 TRAINING = dict(partitions_def=authors, group_name="training", tags={"stage": "training"})
 
@@ -40,25 +41,25 @@ def stage_metadata(outcome: StageOutcome) -> dict:
 
 @dg.asset(io_manager_key="model_io", kinds={"pytorch"}, **TRAINING)
 def sft_model(context: dg.AssetExecutionContext, config: TrainingConfig, model_registry: ModelRegistry,
-              pipes_client: dg.PipesSubprocessClient, base_model: ModelVersion,
+              pipes_client: dg.PipesSubprocessClient, progress: dg.ResourceParam[ProgressReporter], base_model: ModelVersion,
               instruction_dataset: ModelVersion) -> dg.Output[ModelVersion]:
     """A LoRA adapter on the base model, trained on the author's instruction train split with the chat
     template serving uses (loss on the answer only, eval loss on the test split), merged. Kind `sft`, with
     the base as parent and the dataset version."""
     outcome = train_stage(context, "sft", config, base_model, instruction_dataset, model_registry.registry,
-                          pipes_client, context.partition_key)
+                          pipes_client, context.partition_key, progress.shows_bars)
     return dg.Output(outcome.entry, metadata=stage_metadata(outcome), data_version=dg.DataVersion(outcome.entry.version))
 
 
 @dg.asset(io_manager_key="model_io", kinds={"pytorch"}, **TRAINING)
 def dpo_model(context: dg.AssetExecutionContext, config: TrainingConfig, model_registry: ModelRegistry,
-              pipes_client: dg.PipesSubprocessClient, sft_model: ModelVersion,
+              pipes_client: dg.PipesSubprocessClient, progress: dg.ResourceParam[ProgressReporter], sft_model: ModelVersion,
               preference_dataset: ModelVersion) -> dg.Output[ModelVersion]:
     """A new LoRA adapter on the merged SFT model, trained on the author's preference triples (DPO, the
     SFT model as reference), merged. Kind `dpo`, with the SFT model as parent and the dataset version;
     reward margins and accuracies in the metadata."""
     outcome = train_stage(context, "dpo", config, sft_model, preference_dataset, model_registry.registry,
-                          pipes_client, context.partition_key)
+                          pipes_client, context.partition_key, progress.shows_bars)
     return dg.Output(outcome.entry, metadata=stage_metadata(outcome), data_version=dg.DataVersion(outcome.entry.version))
 
 

@@ -30,8 +30,8 @@ class StageOutcome:
 
 
 def train_stage(context: dg.AssetExecutionContext, stage: str, config: TrainingConfig, start: ModelVersion,
-                dataset: ModelVersion, registry: Registry, pipes: dg.PipesSubprocessClient,
-                author_key: str) -> StageOutcome:
+                dataset: ModelVersion, registry: Registry, pipes: dg.PipesSubprocessClient, author_key: str,
+                progress_bar: bool = False) -> StageOutcome:
     try:
         check_sections(config)
     except ValueError as error:
@@ -49,7 +49,7 @@ def train_stage(context: dg.AssetExecutionContext, stage: str, config: TrainingC
         return StageOutcome(existing, json.loads((existing.path / "training.json").read_text()), True)
     with registry.staging() as staged:
         extras = {"stage": stage, "model": str(start.path), "data": str(dataset.path), "output": str(staged),
-                  "chat_template": CHAT_TEMPLATE, **settings}
+                  "chat_template": CHAT_TEMPLATE, "progress_bar": progress_bar, **settings}
         try:
             pipes.run(context=context, command=TRAINERS["trl"], extras=extras,
                       env={**os.environ, "TOKENIZERS_PARALLELISM": "false"})
