@@ -9,13 +9,13 @@ pipeline also removes lines repeated across an author's documents, which changes
 writer runs over every extract. The llm writer runs over the first `--extracts` extracts twice against one
 `llama_cpp.server` process serving the GGUF file (default: the newest Q4_K_M file `make demo` registered):
 once with one request in flight (the baseline), once with `--concurrency`. llama-cpp-python's server decodes
-one request at a time, so what concurrency buys there is the overlap of HTTP, JSON parsing and validation
-with decoding; a server that batches (vLLM, llama.cpp's llama-server with --parallel) gains more.
+one request at a time (queued: it is started so that a new request does not interrupt the one being
+decoded), so concurrency can only overlap HTTP and validation with decoding there; a server that batches
+(vLLM, llama.cpp's llama-server with --parallel) gains more.
 """
 
 import argparse
 import json
-import subprocess
 import sys
 import tempfile
 import time
@@ -28,10 +28,10 @@ from twin_assets.datasets.extracts import cut_extracts  # noqa: E402
 from twin_assets.datasets.writers import LLMWriter, Passage, TemplateWriter  # noqa: E402
 from twin_assets.features.cleaned import clean_document  # noqa: E402
 from twin_resources.llm import LLM  # noqa: E402
+from twin_resources.llm.local_server import llama_cpp_server  # noqa: E402
 from twin_resources.model_registry import default_registry  # noqa: E402
 from twin_resources.transfer import import_warehouse  # noqa: E402
 from twin_resources.warehouse import Warehouse  # noqa: E402
-from twin_serving.server.process import free_port  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 HANDBOOK = ROOT.parent / "shared" / "corpora" / "handbook"
@@ -55,27 +55,6 @@ def demo_gguf() -> Path:
     if not files:
         sys.exit("no GGUF file in the registry: run `make demo` first, or pass --gguf FILE")
     return files[-1].file(".gguf")
-
-
-def start_server(gguf: Path) -> tuple[subprocess.Popen, str]:
-    import requests
-
-    port = free_port()
-    process = subprocess.Popen([sys.executable, "-m", "llama_cpp.server", "--model", str(gguf), "--host", "127.0.0.1",
-                                "--port", str(port), "--n_ctx", "2048", "--model_alias", "bench",
-                                # by default a new request interrupts the one being decoded: queue them instead
-                                "--interrupt_requests", "False"],
-                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    url = f"http://127.0.0.1:{port}/v1"
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline:
-        try:
-            if requests.get(f"{url}/models", timeout=1).ok:
-                return process, url
-        except requests.ConnectionError:
-            time.sleep(0.3)
-    process.kill()
-    sys.exit("llama_cpp.server did not start")
 
 
 def timed(writer, passages: list[Passage]) -> tuple[float, int, int]:
@@ -104,8 +83,7 @@ def main() -> None:
 
     gguf = arguments.gguf or demo_gguf()
     sample = passages[:arguments.extracts]
-    server, url = start_server(gguf)
-    try:
+    with llama_cpp_server(gguf, alias="bench") as url:
         for label, in_flight in (("one at a time", 1), ("concurrent", arguments.concurrency)):
             llm = LLM(backend="openai", base_url=url, model="bench", concurrency=in_flight, temperature=0.7)
             LLMWriter(llm).write(sample[:2], per_extract=1)  # warm the server
@@ -114,9 +92,6 @@ def main() -> None:
                                            "samples": samples, "unusable": failed, "in_flight": in_flight}
             print(f"llm writer, {label} ({in_flight} in flight): {len(sample) / seconds:.2f} extracts/s, "
                   f"{samples / seconds:.2f} samples/s ({failed} of {len(sample)} answers unusable)")
-    finally:
-        server.terminate()
-        server.wait(10)
     ratio = results[f"llm_{arguments.concurrency}"]["extracts_per_s"] / results["llm_1"]["extracts_per_s"]
     results["concurrent_over_serial"] = ratio
     print(f"concurrent / one at a time: {ratio:.2f}x (extracts per second; model {gguf.name})")

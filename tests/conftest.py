@@ -6,7 +6,7 @@ import dagster as dg
 import pytest
 
 from tests.fixtures.site import fixture_site
-from tests.fixtures.tiny_models import llama_cpp_server, tiny_base
+from tests.fixtures.tiny_models import tiny_base
 from twin_resources import HttpClient, Warehouse
 from twin_resources.domain.documents import UserDocument
 from twin_resources.embedding import Embedder
@@ -110,4 +110,7 @@ def ggufs(registry, base):
 @pytest.fixture(scope="session")
 def openai_server(ggufs):
     """llama-cpp-python's own OpenAI-compatible server on 127.0.0.1, serving the tiny Q8_0 file."""
-    yield from llama_cpp_server(ggufs[0]["q8_0"].file(".gguf"))
+    from twin_resources.llm.local_server import llama_cpp_server
+
+    with llama_cpp_server(ggufs[0]["q8_0"].file(".gguf"), alias="twin-tiny") as url:
+        yield url

@@ -89,21 +89,28 @@ def base_model(context: dg.AssetExecutionContext, config: BaseModelConfig, vecto
     return dg.Output(entry, metadata=metadata, data_version=dg.DataVersion(entry.version))
 
 
+def promote_first(context: dg.AssetExecutionContext, registry: Registry, candidate: ModelVersion, channel: str,
+                  reason: str) -> dg.MaterializeResult:
+    """Promote `candidate` in `channel` when nothing is promoted there yet; what is promoted (by hand, or
+    later by the evaluation gate) is left alone. The result names what `channel` serves now."""
+    current = registry.promoted(channel)
+    if current is None:
+        registry.promote(candidate.version, reason, channel)
+        context.log.info(f"promoted {candidate.short} in {channel}: {reason}")
+    served = registry.promoted(channel)
+    return dg.MaterializeResult(
+        metadata={"channel": channel, "version": served.version, "promoted_now": current is None,
+                  "candidate": candidate.version, "from_scratch": served.from_scratch},
+        data_version=dg.DataVersion(served.version))
+
+
 @dg.asset(kinds={"python"}, **MODELS)
 def served_model(context: dg.AssetExecutionContext, model_registry: ModelRegistry,
                  base_model: ModelVersion) -> dg.MaterializeResult:
     """The default channel's promotion, its own step: the base model is promoted when nothing is promoted
     yet. A version promoted by hand (or, later, by the evaluation gate) is left alone."""
-    registry = model_registry.registry
-    current = registry.promoted(DEFAULT_CHANNEL)
-    if current is None:
-        registry.promote(base_model.version, "first model: nothing was promoted before", DEFAULT_CHANNEL)
-        context.log.info(f"promoted {base_model.short} in {DEFAULT_CHANNEL}: nothing was promoted before")
-    served = registry.promoted(DEFAULT_CHANNEL)
-    return dg.MaterializeResult(
-        metadata={"channel": DEFAULT_CHANNEL, "version": served.version, "promoted_now": current is None,
-                  "candidate": base_model.version, "from_scratch": served.from_scratch},
-        data_version=dg.DataVersion(served.version))
+    return promote_first(context, model_registry.registry, base_model, DEFAULT_CHANNEL,
+                         "first model: nothing was promoted before")
 
 
 GGUF_CHECK = "logits_agree_with_transformers"

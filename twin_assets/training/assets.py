@@ -6,7 +6,7 @@
 import dagster as dg
 
 from twin_assets.metadata import markdown_table
-from twin_assets.models.assets import gguf_check_spec, gguf_export_result, version_metadata
+from twin_assets.models.assets import gguf_check_spec, gguf_export_result, promote_first, version_metadata
 from twin_assets.models.exports import GgufConfig
 from twin_assets.partitions import authors
 from twin_assets.plots import line_plot_markdown
@@ -77,13 +77,5 @@ def twin_model(context: dg.AssetExecutionContext, model_registry: ModelRegistry,
     """The author's channel: the fine-tuned model is promoted there when nothing is yet, so `twin serve`
     answers as this author with it. A version promoted by hand (and, later, by the evaluation gate) is left
     alone."""
-    registry, channel = model_registry.registry, context.partition_key
-    current = registry.promoted(channel)
-    if current is None:
-        registry.promote(dpo_model.version, "first fine-tuned twin: nothing was promoted for this author", channel)
-        context.log.info(f"promoted {dpo_model.short} for {channel}")
-    served = registry.promoted(channel)
-    return dg.MaterializeResult(
-        metadata={"channel": channel, "version": served.version, "promoted_now": current is None,
-                  "candidate": dpo_model.version, "from_scratch": served.from_scratch},
-        data_version=dg.DataVersion(served.version))
+    return promote_first(context, model_registry.registry, dpo_model, context.partition_key,
+                         "first fine-tuned twin: nothing was promoted for this author")
