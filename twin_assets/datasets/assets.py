@@ -46,7 +46,7 @@ from twin_resources.warehouse import Warehouse, WarehouseError
 
 # Part of every dataset recipe: bumped when the code makes different files from the same inputs, so a build
 # with the same inputs and settings is reused (never generated again) only while the code agrees.
-BUILDER_VERSION = "1"
+BUILDER_VERSION = "2"
 DATASETS = dict(partitions_def=authors, group_name="datasets", io_manager_key="model_io", tags={"stage": "datasets"})
 WRITERS = ("template", "llm")
 REJECTERS = ("promoted", "llm")
