@@ -158,8 +158,7 @@ def train(pipes: PipesContext) -> None:
     (output / "training.json").write_text(json.dumps({
         "stage": stage, "targets": targets, "history": history, "settings": settings,
         "samples": [{"prompt": p, "before": b, "after": a} for p, b, a in zip(sample_prompts, before, after)],
-        "train_rows": len(train_rows), "test_rows": len(test_rows),
-        "tokens_seen": int(trainer.state.num_input_tokens_seen or 0)}, indent=2, default=str))
+        "train_rows": len(train_rows), "test_rows": len(test_rows)}, indent=2, default=str))
     pipes.log.info(f"{stage}: done in {trainer.state.global_step} steps")
 
 
