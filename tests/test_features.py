@@ -294,7 +294,8 @@ def test_new_raw_documents_trigger_the_features_automatically(warehouse, store, 
 
     defs = build_definitions({"warehouse": warehouse, "vector_store": store, "embedder": embedder,
                               "model_registry": ModelRegistry(home=store.home), "http": None,
-                              "progress": ProgressReporter(), "llm": LLM()})
+                              "progress": ProgressReporter(), "llm": LLM(),
+                              "pipes_client": dg.PipesSubprocessClient()})
     instance.add_dynamic_partitions("authors", [author.key])
     first = dg.evaluate_automation_conditions(defs=defs, instance=instance)
     for key in RAW_ASSETS.values():
