@@ -4,7 +4,7 @@ SHELL := /bin/bash
 .SHELLFLAGS := -eo pipefail -c
 VENV ?= .venv
 
-.PHONY: demo test ui clean
+.PHONY: demo test ui clean axolotl-env
 
 # llama-cpp-python compiles llama.cpp for this CPU (about 6 minutes, once: pip keeps the wheel in its cache).
 # Without AMX: llama.cpp's AMX matmul crashes on quantized models on the AMX machines we run on.
@@ -28,5 +28,14 @@ test: $(VENV)/.installed  ## the test suite
 ui: $(VENV)/.installed  ## Dagster's UI and daemon on the instance the twin commands use
 	$(VENV)/bin/twin ui
 
+# axolotl, the second trainer, in an environment of its own: it pins an older Hugging Face stack and pulls a
+# GPU stack (about 4 GB). `twin train --trainer axolotl` (or TWIN_TRAINER=axolotl) runs it through Dagster Pipes.
+axolotl-env: .venv-axolotl/.installed
+.venv-axolotl/.installed:
+	python3 -m venv .venv-axolotl
+	.venv-axolotl/bin/pip install --quiet "axolotl==0.19.0" "dagster-pipes" "pyyaml" 2>&1 | \
+		{ grep -v "is ignored: it is neither a file nor a directory" || true; }
+	touch $@
+
 clean:
-	rm -rf $(VENV) .twin
+	rm -rf $(VENV) .venv-axolotl .twin

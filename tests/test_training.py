@@ -141,3 +141,38 @@ def test_twin_train_refuses_a_bad_config_file_in_one_line(twin_home, tmp_path):
     result = subprocess.run([sys.executable, "-m", "twin_assets.cli", "train", "--config", str(config)],
                             capture_output=True, text=True)
     assert result.returncode != 0 and "no author has documents" in result.stderr
+
+
+AXOLOTL = Path(__file__).resolve().parents[1] / ".venv-axolotl" / "bin" / "axolotl"
+
+
+def test_axolotls_yaml_comes_from_the_same_settings_with_the_cpu_flags(tmp_path):
+    from twin_assets.trainers.axolotl_trainer import axolotl_config, translate
+
+    files = {"train": tmp_path / "train.jsonl", "test": tmp_path / "test.jsonl"}
+    extras = {"stage": "dpo", "model": "/models/base", "dpo": {"learning_rate": 5e-4, "beta": 0.5, "max_steps": 2},
+              "lora": {"r": 8, "lora_alpha": 16}}
+    config = axolotl_config(extras, files, tmp_path, ["q_proj", "v_proj"], cuda=False)
+    assert config["rl"] == "dpo" and config["rl_beta"] == 0.5 and config["lora_r"] == 8
+    assert config["chat_template"] == "tokenizer_default"  # the model's own template, as serving renders it
+    assert config["bf16"] is False and config["lora_mlp_kernel"] is False and config["test_datasets"]
+    with pytest.raises(ValueError, match="axolotl has no setting for sft.packing"):
+        translate({"packing": True}, {}, "sft")
+
+
+@pytest.mark.skipif(not AXOLOTL.exists(), reason="axolotl's own environment is absent: `make axolotl-env` builds it "
+                                                  "(about 4 GB)")
+def test_axolotl_trains_sft_and_dpo_through_pipes(trained_home, author, instance):
+    models = trained_home["model_registry"].registry
+    base = tiny_base(models).entry
+    models.record_output("base_model", None, base.version)
+    models.promote(base.version, "the model to reject")
+    config = {"sft_model": {"config": {"trainer": "axolotl", "sft": {"max_steps": 2}}},
+              "dpo_model": {"config": {"trainer": "axolotl", "dpo": {"max_steps": 2}}}}
+    result, metadata, failure = run(trained_home, author, instance,
+                                    [instruction_dataset, preference_dataset, sft_model, dpo_model], config)
+    assert result.success, failure
+    sft, dpo = models.get(metadata["sft_model"]["version"]), models.get(metadata["dpo_model"]["version"])
+    assert sft.metadata["trainer"] == dpo.metadata["trainer"] == "axolotl"
+    assert sft.parents == [base.version] and dpo.parents == [sft.version]
+    assert (dpo.path / "config.json").is_file() and (dpo.path / "adapter" / "adapter_config.json").is_file()

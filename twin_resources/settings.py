@@ -73,6 +73,8 @@ class TwinSettings(BaseSettings):
     embedding_precision: Literal["auto", "fp32", "int8", "bf16"] = Field("auto", description="embedding precision")
     base_model: str = Field("", description="hub id or directory of the base model; unset: a small Llama trained "
                                             "here from the cleaned documents")
+    trainer: Literal["trl", "axolotl"] = Field("trl", description="who fine-tunes: trl in this environment, or "
+                                                                "axolotl in its own (make axolotl-env)")
     llm_backend: Literal["auto", "transformers", "llama_cpp", "openai"] = Field(
         "auto", description="auto: openai when TWIN_LLM_BASE_URL is set, else by the model's format")
     llm_model: str = Field("promoted", description="`promoted` (per author, else default), a registry version, "

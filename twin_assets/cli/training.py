@@ -36,12 +36,13 @@ def _training_sections(path: Path | None) -> dict:
 
 @click.command()
 @click.option("--author", "author_name", help="Only this author (default: every author with documents).")
-@click.option("--trainer", type=click.Choice(["trl"]), default="trl", show_default=True,
-              help="The trainer run as a Dagster Pipes child process.")
+@click.option("--trainer", type=click.Choice(["trl", "axolotl"]),
+              help="The trainer run as a Dagster Pipes child process (default: TWIN_TRAINER, trl); axolotl runs "
+                   "in its own environment (make axolotl-env).")
 @click.option("--config", "config_file", type=click.Path(path_type=Path, dir_okay=False, exists=True),
               help="A YAML file with sections sft, dpo and lora (keys as in trl's SFTConfig and DPOConfig and "
                    "peft's LoraConfig), e.g. `sft: {learning_rate: 1.0e-4}`.")
-def train(author_name: str | None, trainer: str, config_file: Path | None):
+def train(author_name: str | None, trainer: str | None, config_file: Path | None):
     """Train the author's twin (the `training_job`) and print one line per author with each model's version
     and eval loss."""
     from twin_assets.runs import run_job_for_authors
@@ -51,7 +52,8 @@ def train(author_name: str | None, trainer: str, config_file: Path | None):
         selected = authors_with_documents(warehouse, author_name)
     if not selected:
         fail("no author has documents yet; crawl or import some first, then run `twin features`")
-    ops = {asset: {"config": sections} for asset in ("sft_model", "dpo_model")} if sections else {}
+    config = {**sections, **({"trainer": trainer} if trainer else {})}
+    ops = {asset: {"config": config} for asset in ("sft_model", "dpo_model")} if config else {}
     if not run_job_for_authors("training_job", selected, run_config={"ops": ops}, report=click.echo):
         sys.exit(1)
 

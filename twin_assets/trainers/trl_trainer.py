@@ -15,6 +15,7 @@ import json
 import math
 import random
 import shutil
+import sys
 import warnings
 from pathlib import Path
 
@@ -22,6 +23,7 @@ import torch
 from dagster_pipes import PipesContext, open_dagster_pipes
 from transformers import AutoModelForCausalLM, AutoTokenizer, PrinterCallback, ProgressCallback, TrainerCallback
 
+from twin_assets.trainers.local import local_pipes
 from twin_assets.trainers.lora import lora_targets
 
 FAILURE_FILE = "failure.txt"
@@ -176,6 +178,10 @@ def quiet_libraries() -> None:
 
 def main() -> None:
     quiet_libraries()
+    local = local_pipes(sys.argv[1:])
+    if local is not None:
+        train(local)
+        return
     with open_dagster_pipes() as pipes:
         try:
             train(pipes)

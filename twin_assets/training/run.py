@@ -7,6 +7,7 @@ import os
 import sys
 import warnings
 from dataclasses import dataclass
+from pathlib import Path
 
 import dagster as dg
 
@@ -14,12 +15,33 @@ from twin_assets.training.settings import TrainingConfig, check_sections
 from twin_resources.domain.models import ModelVersion
 from twin_resources.domain.templates import CHAT_TEMPLATE
 from twin_resources.model_registry import Registry, recipe_hash
+from twin_resources.settings import load_settings
 
 # Dagster Pipes reads its own message-writer count through a preview API: no news to whoever trains.
 warnings.filterwarnings("ignore", category=dg.PreviewWarning, message=".*expected_writer_count.*")
 
 TRAINER_VERSION = "1"  # bumped when the trainer makes different files from the same inputs
-TRAINERS = {"trl": [sys.executable, "-m", "twin_assets.trainers.trl_trainer"]}
+PROJECT = Path(__file__).resolve().parents[2]
+AXOLOTL_ENV = PROJECT / ".venv-axolotl"
+TRAINERS = ("trl", "axolotl")
+
+
+def trainer_command(trainer: str) -> tuple[list[str], dict[str, str]]:
+    """How to start `trainer`: its interpreter and module, and its environment. trl runs in the project's
+    environment; axolotl in its own, which must not inherit this one's (VIRTUAL_ENV, PYTHONPATH)."""
+    if trainer not in TRAINERS:
+        raise dg.Failure(f"unknown trainer {trainer!r}: choose one of {', '.join(TRAINERS)}")
+    env = {**os.environ, "TOKENIZERS_PARALLELISM": "false"}
+    if trainer == "trl":
+        return [sys.executable, "-m", "twin_assets.trainers.trl_trainer"], env
+    python = AXOLOTL_ENV / "bin" / "python"
+    if not python.exists():
+        raise dg.Failure(f"the axolotl trainer needs its own environment, {AXOLOTL_ENV}: run `make axolotl-env` "
+                         "(about 4 GB; it pins an older Hugging Face stack)")
+    env.pop("PYTHONHOME", None)
+    return [str(python), "-m", "twin_assets.trainers.axolotl_trainer"], {
+        **env, "VIRTUAL_ENV": str(AXOLOTL_ENV), "PYTHONPATH": str(PROJECT),
+        "PATH": f"{AXOLOTL_ENV / 'bin'}{os.pathsep}{env.get('PATH', '')}", "AXOLOTL_DO_NOT_TRACK": "1"}
 
 
 @dataclass
@@ -41,7 +63,10 @@ def train_stage(context: dg.AssetExecutionContext, stage: str, config: TrainingC
         raise dg.Failure(f"the {stage} dataset {dataset.short} has no train samples: nothing to learn from "
                          "(see its card: twin datasets show)")
     settings = {stage: config.section(stage), "lora": config.section("lora")}
-    recipe = recipe_hash(stage, TRAINER_VERSION, start.version, dataset.version, json.dumps(settings, sort_keys=True))
+    trainer = config.trainer or load_settings().trainer
+    command, env = trainer_command(trainer)
+    recipe = recipe_hash(stage, TRAINER_VERSION, trainer, start.version, dataset.version,
+                         json.dumps(settings, sort_keys=True))
     existing = registry.find(recipe=recipe, kind=stage)
     if existing is not None:
         context.log.info(f"{stage}: {start.short} on {dataset.short} with these settings trained {existing.short} "
@@ -51,8 +76,7 @@ def train_stage(context: dg.AssetExecutionContext, stage: str, config: TrainingC
         extras = {"stage": stage, "model": str(start.path), "data": str(dataset.path), "output": str(staged),
                   "chat_template": CHAT_TEMPLATE, "progress_bar": progress_bar, **settings}
         try:
-            pipes.run(context=context, command=TRAINERS["trl"], extras=extras,
-                      env={**os.environ, "TOKENIZERS_PARALLELISM": "false"})
+            pipes.run(context=context, command=command, extras=extras, env=env)
         except Exception as error:  # Dagster's DagsterPipesExecutionError is not public API
             failure = staged / "failure.txt"
             reason = failure.read_text().strip() if failure.is_file() else _reason(error)
@@ -61,7 +85,7 @@ def train_stage(context: dg.AssetExecutionContext, stage: str, config: TrainingC
         entry = registry.register(
             staged, name=f"{author_key}-{stage}", kind=stage, format="transformers", parents=[start.version],
             dataset=dataset.version, recipe=recipe,
-            metadata={"author": author_key, "source": start.metadata.get("source", ""), "trainer": "trl",
+            metadata={"author": author_key, "source": start.metadata.get("source", ""), "trainer": trainer,
                       **final_losses(summary["history"])})
     return StageOutcome(entry, summary, False)
 

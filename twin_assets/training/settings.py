@@ -26,6 +26,7 @@ DECIDED_HERE = {"output_dir", "use_cpu", "bf16", "fp16", "report_to", "save_stra
 
 
 class TrainingConfig(dg.Config):
+    trainer: str = Field("", description="`trl` or `axolotl`; empty: TWIN_TRAINER")
     sft: dict[str, Any] = Field(default_factory=dict, description="trl SFTConfig fields, over the small-model "
                                                                   "defaults (learning_rate, num_train_epochs, ...)")
     dpo: dict[str, Any] = Field(default_factory=dict, description="trl DPOConfig fields (beta, learning_rate, ...)")
