@@ -2,11 +2,13 @@
 tiny models trained here, lineage, reuse, promotion, and what bad input gets."""
 
 import json
+import signal
 import subprocess
 import sys
 from pathlib import Path
 
 import dagster as dg
+import psutil
 import pytest
 import torch
 from transformers import LlamaConfig, LlamaForCausalLM, Qwen2Config, Qwen2ForCausalLM
@@ -130,6 +132,32 @@ def test_another_architecture_trains_and_bad_input_registers_nothing(trained_hom
     assert {e.version for e in models.versions()} == before  # nothing registered
 
 
+def test_cancelling_a_run_stops_the_trainer_and_registers_nothing(trained_home, author, instance):
+    """The UI's cancel interrupts the process that runs the step (SIGINT); the Pipes client passes it on."""
+    models = trained_home["model_registry"].registry
+    models.record_output("base_model", None, tiny_base(models).entry.version)
+    result, _, failure = run(trained_home, author, instance, [instruction_dataset])
+    assert result.success, failure
+    before = {e.version for e in models.versions()}
+    worker = subprocess.Popen([sys.executable, "-m", "tests.fixtures.interrupted_training",
+                               instance.root_directory, author.key], stdout=subprocess.PIPE,
+                              stderr=subprocess.STDOUT, text=True, cwd=Path(__file__).resolve().parents[1])
+    output = []
+    for line in worker.stdout:  # until the trainer reports its first training step
+        output.append(line)
+        if "sft step " in line:
+            break
+    trainers = [p for p in psutil.Process(worker.pid).children(recursive=True)
+                if "twin_assets.trainers.trl_trainer" in " ".join(p.cmdline())]
+    assert len(trainers) == 1, "".join(output[-20:])
+    worker.send_signal(signal.SIGINT)
+    output.append(worker.communicate(timeout=120)[0])
+    assert not trainers[0].is_running(), "the trainer outlived the cancelled run"
+    assert "ended: CANCELED" in output[-1] or "ended: FAILURE" in output[-1], output[-1][-2000:]
+    assert {e.version for e in models.versions()} == before  # nothing registered
+    assert not any((models.root / ".staging").iterdir())  # and nothing half-written left
+
+
 def test_twin_train_refuses_a_bad_config_file_in_one_line(twin_home, tmp_path):
     config = tmp_path / "train.yaml"
     config.write_text("sft: {learning_rate: 1.0e-4}\noptimizer: {name: adam}\n")
@@ -156,6 +184,10 @@ def test_axolotls_yaml_comes_from_the_same_settings_with_the_cpu_flags(tmp_path)
     assert config["rl"] == "dpo" and config["rl_beta"] == 0.5 and config["lora_r"] == 8
     assert config["chat_template"] == "tokenizer_default"  # the model's own template, as serving renders it
     assert config["bf16"] is False and config["lora_mlp_kernel"] is False and config["test_datasets"]
+    assert config["adapter"] == "lora" and not config["load_in_4bit"]
+    on_a_gpu = axolotl_config(extras, files, tmp_path, ["q_proj"], cuda=True)
+    assert on_a_gpu["adapter"] == "qlora" and on_a_gpu["load_in_4bit"] and "bf16" not in on_a_gpu
+    assert axolotl_config({**extras, "qlora": False}, files, tmp_path, ["q_proj"], cuda=True)["adapter"] == "lora"
     with pytest.raises(ValueError, match="axolotl has no setting for sft.packing"):
         translate({"packing": True}, {}, "sft")
 

@@ -7,13 +7,16 @@ It takes the same extras as the trl trainer and leaves the same files: the merge
 adapter in `output/adapter`, `output/training.json`. The settings, named as trl and peft name them, are
 translated to axolotl's YAML; a setting axolotl has no name for is refused. The data goes in as chat
 messages rendered by the model's own chat template (`chat_template: tokenizer_default`), as the trl trainer
-and serving render it. The flags that make axolotl train on a CPU are set when no GPU is present.
+and serving render it. The flags that make axolotl train on a CPU are set when no GPU is present; with one,
+the adapter is QLoRA's (a 4-bit base) unless the extras say `qlora: false`. Terminated (a cancelled run), it
+stops the `axolotl` processes it started before it exits.
 """
 
 import ast
 import json
 import os
 import shutil
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -67,13 +70,14 @@ def write_data(stage: str, data: Path, work: Path) -> dict[str, Path]:
 
 def axolotl_config(extras: dict, files: dict[str, Path], work: Path, targets: list[str], cuda: bool) -> dict:
     stage = extras["stage"]
+    qlora = cuda and extras.get("qlora", True)
     dataset = ({"type": "chat_template", "field_messages": "messages", "roles_to_train": ["assistant"]}
                if stage == "sft" else {"type": "chat_template.default", "field_messages": "messages",
                                        "field_chosen": "chosen", "field_rejected": "rejected"})
     config = {"base_model": extras["model"], "chat_template": "tokenizer_default",
               "datasets": [{"path": str(files["train"]), "ds_type": "json", **dataset}],
               "dataset_prepared_path": str(work / "prepared"), "output_dir": str(work / "out"),
-              "adapter": "lora", "lora_target_modules": targets, "val_set_size": 0, "logging_steps": 1,
+              "adapter": "qlora" if qlora else "lora", "load_in_4bit": qlora, "lora_target_modules": targets, "val_set_size": 0, "logging_steps": 1,
               "save_strategy": "no", "gradient_accumulation_steps": 1, "optimizer": "adamw_torch",
               "lr_scheduler": "linear", "strict": False, "save_safetensors": True,
               **translate(extras[stage], SETTINGS, stage), **translate(extras["lora"], LORA, "lora")}
@@ -90,10 +94,22 @@ def axolotl_config(extras: dict, files: dict[str, Path], work: Path, targets: li
 
 def run_axolotl(pipes: PipesContext, arguments: list[str]) -> list[dict]:
     """`axolotl ...`, its logged dicts forwarded to the parent and returned."""
-    history = []
+    # a session of its own, so that stopping it reaches the processes axolotl launches (accelerate's workers)
     process = subprocess.Popen(["axolotl", *arguments], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                               env={**os.environ, "AXOLOTL_DO_NOT_TRACK": "1"})
-    tail = []
+                               env={**os.environ, "AXOLOTL_DO_NOT_TRACK": "1"}, start_new_session=True)
+    try:
+        return _follow(pipes, process, arguments[0])
+    finally:
+        if process.poll() is None:
+            os.killpg(process.pid, signal.SIGTERM)
+            try:
+                process.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                os.killpg(process.pid, signal.SIGKILL)
+
+
+def _follow(pipes: PipesContext, process: subprocess.Popen, command: str) -> list[dict]:
+    history, tail = [], []
     for line in process.stdout:
         tail = (tail + [line.rstrip()])[-20:]
         start = line.find("{'")
@@ -108,7 +124,7 @@ def run_axolotl(pipes: PipesContext, arguments: list[str]) -> list[dict]:
             if losses:
                 pipes.log.info(f"axolotl: {losses}")
     if process.wait():
-        raise RuntimeError(f"axolotl {arguments[0]} failed: " + " | ".join(tail[-5:]))
+        raise RuntimeError(f"axolotl {command} failed: " + " | ".join(tail[-5:]))
     return history
 
 
@@ -149,10 +165,15 @@ def train(pipes: PipesContext) -> None:
         entry.setdefault("step", step)
     (output / "training.json").write_text(json.dumps({
         "stage": stage, "targets": targets, "history": history, "settings": extras[stage], "samples": [],
-        "trainer": "axolotl"}, indent=2, default=str))
+        "trainer": "axolotl", "qlora": config["load_in_4bit"]}, indent=2, default=str))
+
+
+def _stop(signum, _frame) -> None:
+    raise SystemExit(128 + signum)  # unwinds, so run_axolotl's `finally` stops axolotl too
 
 
 def main() -> None:
+    signal.signal(signal.SIGTERM, _stop)
     local = local_pipes(sys.argv[1:])
     if local is not None:
         train(local)

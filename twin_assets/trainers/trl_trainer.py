@@ -4,7 +4,8 @@
 
 The parent passes, as Pipes extras: `stage` (sft or dpo), `model` (the directory to start from), `data`
 (the dataset version's directory: train.jsonl and test.jsonl), `output` (an empty directory), the settings
-sections `sft`/`dpo` and `lora`, and `chat_template` (used when the model's tokenizer has none) and `progress_bar` (a terminal is watching). The child
+sections `sft`/`dpo` and `lora`, and `chat_template` (used when the model's tokenizer has none), `progress_bar` (a terminal is watching) and
+`qlora` (default true: with CUDA and bitsandbytes, the start model is loaded in 4 bits, QLoRA). The child
 writes the merged model (transformers format, with its tokenizer) in `output`, the adapter in
 `output/adapter`, and `output/training.json` (the log history and answers to three test prompts, before and
 after). Progress goes back as Pipes logs; a failure's reason goes to `output/failure.txt`. A NaN (or infinite) loss stops training with that reason; any
@@ -88,13 +89,33 @@ def _answers(model, tokenizer, prompts: list[str]) -> list[str]:
     return answers
 
 
+def _has_bitsandbytes() -> bool:
+    try:
+        import bitsandbytes  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+def _load(directory: str, cuda: bool, quantized: bool):
+    """The model: 4-bit NF4 for QLoRA (bitsandbytes, CUDA only), else bf16 on a GPU and fp32 on a CPU."""
+    if quantized:
+        from transformers import BitsAndBytesConfig
+
+        quantization = BitsAndBytesConfig(load_in_4bit=True, bnb_4bit_quant_type="nf4", bnb_4bit_use_double_quant=True,
+                                          bnb_4bit_compute_dtype=torch.bfloat16)
+        return AutoModelForCausalLM.from_pretrained(directory, quantization_config=quantization, device_map="auto")
+    return AutoModelForCausalLM.from_pretrained(directory, dtype=torch.bfloat16 if cuda else torch.float32,
+                                                device_map="auto" if cuda else None)
+
+
 def _context(model) -> int:
     return getattr(model.config, "max_position_embeddings", None) or 2048
 
 
 def train(pipes: PipesContext) -> None:
     from datasets import Dataset
-    from peft import LoraConfig
+    from peft import LoraConfig, PeftModel, prepare_model_for_kbit_training
     from trl import DPOConfig, DPOTrainer, SFTConfig, SFTTrainer
 
     extras = pipes.extras
@@ -112,7 +133,8 @@ def train(pipes: PipesContext) -> None:
     if tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.eos_token
     cuda = torch.cuda.is_available()
-    model = AutoModelForCausalLM.from_pretrained(extras["model"], dtype=torch.bfloat16 if cuda else torch.float32)
+    quantized = cuda and extras.get("qlora", True) and _has_bitsandbytes()
+    model = _load(extras["model"], cuda, quantized)
     targets = lora_targets(model)
     train_rows, test_rows = _read_jsonl(data / "train.jsonl"), _read_jsonl(data / "test.jsonl")
     if not train_rows:
@@ -130,6 +152,8 @@ def train(pipes: PipesContext) -> None:
     train_set = Dataset.from_list(_conversations(train_rows, stage))
     test_set = Dataset.from_list(_conversations(test_rows, stage)) if test_rows else None
     report = ReportToPipes(pipes, stage)
+    if quantized:
+        model = prepare_model_for_kbit_training(model, use_gradient_checkpointing=False)
     if stage == "sft":
         trainer = SFTTrainer(model=model, args=SFTConfig(**common), train_dataset=train_set, eval_dataset=test_set,
                              processing_class=tokenizer, peft_config=lora, callbacks=[report])
@@ -142,13 +166,16 @@ def train(pipes: PipesContext) -> None:
     else:
         trainer.remove_callback(PrinterCallback)  # with no bar, transformers prints every log line instead
     trainer.train()
+    history, steps = trainer.state.log_history, trainer.state.global_step
     if report.nan_at is not None:
         raise NaNLoss(f"the {stage} loss became NaN or infinite at step {report.nan_at}: lower the "
                       "learning rate")
 
     shutil.rmtree(output / "checkpoints", ignore_errors=True)
     trainer.model.save_pretrained(output / "adapter")
-    merged = trainer.model.merge_and_unload()
+    del trainer, model
+    # the adapter folded into a full-precision copy of the start model (a 4-bit base cannot be merged into)
+    merged = PeftModel.from_pretrained(_load(extras["model"], cuda, quantized=False), output / "adapter").merge_and_unload()
     merged.save_pretrained(output, safe_serialization=True)
     tokenizer.save_pretrained(output)
     if own_template:  # the start model's tokenizer files as they were (a converter may read marks in them)
@@ -156,12 +183,11 @@ def train(pipes: PipesContext) -> None:
             if (Path(extras["model"]) / name).is_file():
                 shutil.copyfile(Path(extras["model"]) / name, output / name)
     after = _answers(merged, tokenizer, sample_prompts)
-    history = trainer.state.log_history
     (output / "training.json").write_text(json.dumps({
-        "stage": stage, "targets": targets, "history": history, "settings": settings,
+        "stage": stage, "targets": targets, "history": history, "settings": settings, "qlora": quantized,
         "samples": [{"prompt": p, "before": b, "after": a} for p, b, a in zip(sample_prompts, before, after)],
         "train_rows": len(train_rows), "test_rows": len(test_rows)}, indent=2, default=str))
-    pipes.log.info(f"{stage}: done in {trainer.state.global_step} steps")
+    pipes.log.info(f"{stage}: done in {steps} steps")
 
 
 def quiet_libraries() -> None:

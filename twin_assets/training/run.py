@@ -62,7 +62,7 @@ def train_stage(context: dg.AssetExecutionContext, stage: str, config: TrainingC
     if not samples:
         raise dg.Failure(f"the {stage} dataset {dataset.short} has no train samples: nothing to learn from "
                          "(see its card: twin datasets show)")
-    settings = {stage: config.section(stage), "lora": config.section("lora")}
+    settings = {stage: config.section(stage), "lora": config.section("lora"), "qlora": config.qlora}
     trainer = config.trainer or load_settings().trainer
     command, env = trainer_command(trainer)
     recipe = recipe_hash(stage, TRAINER_VERSION, trainer, start.version, dataset.version,
@@ -86,6 +86,7 @@ def train_stage(context: dg.AssetExecutionContext, stage: str, config: TrainingC
             staged, name=f"{author_key}-{stage}", kind=stage, format="transformers", parents=[start.version],
             dataset=dataset.version, recipe=recipe,
             metadata={"author": author_key, "source": start.metadata.get("source", ""), "trainer": trainer,
+                      "qlora": bool(summary.get("qlora")),
                       **final_losses(summary["history"])})
     return StageOutcome(entry, summary, False)
 

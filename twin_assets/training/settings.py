@@ -31,6 +31,8 @@ class TrainingConfig(dg.Config):
                                                                   "defaults (learning_rate, num_train_epochs, ...)")
     dpo: dict[str, Any] = Field(default_factory=dict, description="trl DPOConfig fields (beta, learning_rate, ...)")
     lora: dict[str, Any] = Field(default_factory=dict, description="peft LoraConfig fields (r, lora_alpha, ...)")
+    qlora: bool = Field(True, description="where CUDA is present, train on a 4-bit base (QLoRA, bitsandbytes); "
+                                          "LoRA on a full-precision base elsewhere")
 
     def section(self, name: str) -> dict[str, Any]:
         """The section with the defaults under it."""
