@@ -5,6 +5,7 @@ from pathlib import Path
 import dagster as dg
 import pytest
 
+from tests.fixtures.chain import prepared_home
 from tests.fixtures.site import fixture_site
 from tests.fixtures.tiny_models import tiny_base
 from twin_resources import HttpClient, Warehouse
@@ -55,6 +56,12 @@ def http() -> HttpClient:
 def site():
     with fixture_site() as running:
         yield running
+
+
+@pytest.fixture
+def trained_home(twin_home, warehouse, author, instance, embedder) -> dict:
+    """The demo corpus as Ada's cleaned articles, and the resources an author's chain runs with."""
+    return prepared_home(twin_home, warehouse, author, instance, embedder)
 
 
 @pytest.fixture

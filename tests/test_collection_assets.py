@@ -125,8 +125,8 @@ def test_the_definitions_hold_the_assets_checks_jobs_and_sensor(twin_home):
     assert {key.to_user_string() for key in repository.asset_graph.get_all_asset_keys()} == {
         "raw_articles", "raw_posts", "raw_repositories", "cleaned_documents", "embedded_chunks", "base_model",
         "served_model", "gguf_model", "exl2_model", "reranker_model", "instruction_dataset", "preference_dataset",
-        "sft_model", "dpo_model", "twin_gguf", "twin_model"}
-    assert len(repository.asset_graph.asset_check_keys) == 12 + 2 + 5 + 1 + 4 + 2 + 1
+        "sft_model", "dpo_model", "twin_gguf", "eval_report", "promoted_model"}
+    assert len(repository.asset_graph.asset_check_keys) == 12 + 2 + 5 + 1 + 4 + 2 + 1 + 1
     assert all(repository.asset_graph.get_check_spec(key).description for key in repository.asset_graph.asset_check_keys)
     assert {job.name for job in repository.get_all_jobs()} >= {"main_job", "collection_job", "features_job",
                                                                 "models_job", "datasets_job", "training_job",
@@ -138,7 +138,7 @@ def test_the_definitions_hold_the_assets_checks_jobs_and_sensor(twin_home):
     assert job_assets(repository, "models_job") == model_wide
     datasets = {"instruction_dataset", "preference_dataset"}
     assert job_assets(repository, "datasets_job") == datasets
-    twin = {"sft_model", "dpo_model", "twin_gguf", "twin_model"}
+    twin = {"sft_model", "dpo_model", "twin_gguf", "eval_report", "promoted_model"}
     assert job_assets(repository, "main_job") == per_author | model_wide | datasets | twin
     assert job_assets(repository, "training_job") == datasets | twin | {"base_model", "served_model"}
     with_gpu = build_definitions(gpu=True).get_repository_def()

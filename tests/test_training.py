@@ -7,27 +7,23 @@ import subprocess
 import sys
 from pathlib import Path
 
-import dagster as dg
 import psutil
 import pytest
 import torch
 from transformers import LlamaConfig, LlamaForCausalLM, Qwen2Config, Qwen2ForCausalLM
 
+from tests.fixtures.chain import FAST, LENIENT_GATE, run
 from tests.fixtures.tiny_models import tiny_base
 from twin_assets.datasets.assets import instruction_dataset, preference_dataset
-from twin_assets.features.assets import cleaned_documents
-from twin_assets.models.assets import GGUF_CHECK, base_model, served_model
+from twin_assets.evaluation.assets import eval_report, promoted_model
+from twin_assets.models.assets import GGUF_CHECK
 from twin_assets.models.base_models import register_configured_base
 from twin_assets.trainers.lora import lora_targets
-from twin_assets.training.assets import dpo_model, sft_model, twin_gguf, twin_model
-from twin_resources import LLM, ModelRegistry, ProgressReporter, VectorStore
-from twin_resources.domain.documents import ArticleContent, ArticleDocument
-from twin_resources.model_io import ModelVersionIOManager
+from twin_assets.training.assets import dpo_model, sft_model, twin_gguf
+from twin_resources import LLM
 
 SMALL = dict(hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=2,
              vocab_size=384, max_position_embeddings=256)
-FAST = {"sft": {"num_train_epochs": 1, "max_steps": 3}, "dpo": {"num_train_epochs": 1, "max_steps": 2}}
-ARTICLES = sorted((Path(__file__).resolve().parents[1] / "twin_assets" / "demo" / "corpus" / "articles").glob("*.md"))
 
 
 def test_lora_targets_come_from_the_architecture():
@@ -39,50 +35,16 @@ def test_lora_targets_come_from_the_architecture():
         lora_targets(torch.nn.Sequential(torch.nn.Embedding(4, 4)))
 
 
-@pytest.fixture
-def trained_home(twin_home, warehouse, author, instance):
-    """The demo corpus as Ada's articles, cleaned, with the tiny base model promoted: what training needs."""
-    for path in ARTICLES:
-        _, front, body = path.read_text().split("---", 2)
-        title = next(line for line in front.splitlines() if line.startswith("title:")).split(":", 1)[1].strip()
-        warehouse.upsert_document(ArticleDocument.create(link=f"https://blog.example.com/{path.stem}", author=author,
-                                                         platform="blog", content=ArticleContent(title=title, body=body)))
-    store, models = VectorStore(home=str(twin_home)), ModelRegistry(home=str(twin_home))
-    instance.add_dynamic_partitions("authors", [author.key])
-    assert dg.materialize([cleaned_documents], partition_key=author.key, instance=instance,
-                          resources={"warehouse": warehouse, "vector_store": store}).success
-    return {"warehouse": warehouse, "vector_store": store, "model_registry": models, "llm": LLM(),
-            "progress": ProgressReporter(), "model_io": ModelVersionIOManager(model_registry=models),
-            "pipes_client": dg.PipesSubprocessClient()}
-
-
-ALL = [cleaned_documents, instruction_dataset, base_model, served_model, preference_dataset, sft_model, dpo_model,
-       twin_gguf, twin_model]
-DATASET_CONFIG = {"instruction_dataset": {"config": {"test_share": 0.3, "min_chars": 300, "max_chars": 800}},
-                  "preference_dataset": {"config": {"max_tokens": 8}}}
-
-
-def run(resources, author, instance, selection, ops=None):
-    selected = {asset.key.path[-1] for asset in selection}
-    ops = {name: config for name, config in {**DATASET_CONFIG, **(ops or {})}.items() if name in selected}
-    result = dg.materialize(ALL, selection=selection, partition_key=author.key, instance=instance, resources=resources,
-                            run_config={"ops": ops}, raise_on_error=False)
-    metadata = {e.asset_key.path[-1]: {k: v.value for k, v in e.step_materialization_data.materialization.metadata.items()}
-                for e in result.get_asset_materialization_events()}
-    failure = next((e.step_failure_data.error.message for e in result.all_events if e.is_step_failure), "")
-    return result, metadata, failure
-
-
 def test_sft_then_dpo_through_pipes_register_versions_with_lineage_and_promote_the_twin(trained_home, author, instance):
     models = trained_home["model_registry"].registry
     base = tiny_base(models).entry
     models.record_output("base_model", None, base.version)  # the base as if base_model had made it
     models.promote(base.version, "first model")
     config = {**{name: {"config": FAST} for name in ("sft_model", "dpo_model")},
-              "twin_gguf": {"config": {"quantizations": ["f16"]}}}
+              "twin_gguf": {"config": {"quantizations": ["f16"]}}, **LENIENT_GATE}
     result, metadata, failure = run(trained_home, author, instance,
-                                    [instruction_dataset, preference_dataset, sft_model, dpo_model, twin_gguf, twin_model],
-                                    config)
+                                    [instruction_dataset, preference_dataset, sft_model, dpo_model, twin_gguf,
+                                     eval_report, promoted_model], config)
     assert result.success, failure
     sft, dpo = models.get(metadata["sft_model"]["version"]), models.get(metadata["dpo_model"]["version"])
     assert (sft.kind, dpo.kind) == ("sft", "dpo") and sft.format == dpo.format == "transformers"
@@ -95,7 +57,13 @@ def test_sft_then_dpo_through_pipes_register_versions_with_lineage_and_promote_t
     assert gguf.parents == [dpo.version]  # the export follows the graph
     assert [e.event_specific_data.passed for e in result.all_events if e.event_type_value == "ASSET_CHECK_EVALUATION"
             and e.event_specific_data.check_name == GGUF_CHECK] == [True]
-    assert models.promoted(author.key).version == dpo.version and metadata["twin_model"]["promoted_now"]
+    report = metadata["eval_report"]
+    assert report["gate"] == "passed" and report["candidate_version"] == dpo.version
+    assert report["served_version"] == report["base_version"] == base.version  # nothing was promoted for Ada
+    assert "| model | nll | similarity | rouge_l | voice |" in report["table"] and "![nll]" in report["nll_chart"]
+    assert report["test_samples"] > 0 and isinstance(report["candidate_nll"], float)
+    assert models.get(dpo.version).metadata["gate"] == "passed"
+    assert models.promoted(author.key).version == dpo.version and metadata["promoted_model"]["promoted_now"]
     assert models.serving_version(author.key) == dpo.version  # the server answers as Ada with her twin
     answer = LLM(model=dpo.version, home=str(trained_home["model_registry"].home), max_tokens=4).chat(
         [{"role": "user", "content": "Write a post."}])

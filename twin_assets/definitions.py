@@ -9,7 +9,7 @@ join the jobs only where a GPU is present (TWIN_GPU).
 
 import dagster as dg
 
-from twin_assets import collection, datasets, features, models, retrieval, training
+from twin_assets import collection, datasets, evaluation, features, models, retrieval, training
 from twin_assets.dead_runs import build_dead_runs_sensor
 from twin_resources.configured import resources_from_env
 from twin_resources.model_io import ModelVersionIOManager
@@ -36,11 +36,12 @@ def build_definitions(resources: dict | None = None, gpu: bool | None = None) ->
                                         "promotion."),
         dg.define_asset_job("datasets_job", selection=dg.AssetSelection.groups("datasets"),
                             description="One author's instruction and preference datasets, from the features."),
-        dg.define_asset_job("training_job", selection=(dg.AssetSelection.groups("datasets", "training")
+        dg.define_asset_job("training_job", selection=(dg.AssetSelection.groups("datasets", "training", "evaluation")
                                                        | dg.AssetSelection.assets(models.base_model,
                                                                                   models.served_model)) & unavailable,
                             description="One author's twin from the features: datasets, the base model when "
-                                        "missing, SFT, DPO and the author's promotion (`twin train`)."),
+                                        "missing, SFT, DPO, the evaluation and its gate, and the author's "
+                                        "promotion (`twin train`)."),
         dg.define_asset_job("reranker_job", selection=RERANKER,
                             description="Fine-tune the cross-encoder reranker on every author's chunks."),
     ]
@@ -52,6 +53,7 @@ def build_definitions(resources: dict | None = None, gpu: bool | None = None) ->
         models.defs,
         retrieval.defs,
         training.defs,
+        evaluation.defs,
         dg.Definitions(jobs=jobs, sensors=sensors, resources=resources),
     )
 

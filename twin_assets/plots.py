@@ -35,3 +35,12 @@ def histogram_markdown(series: dict[str, list[float]], title: str, x_label: str,
         axes.legend()
 
     return _plot_markdown(draw, title, x_label, "count")
+
+
+def bar_chart_markdown(values: dict[str, float], title: str, y_label: str) -> str:
+    """One bar per named value (a metric across models)."""
+    def draw(axes) -> None:
+        bars = axes.bar(list(values), list(values.values()), color="#4c72b0")
+        axes.bar_label(bars, fmt="%.3f")
+
+    return _plot_markdown(draw, title, "", y_label)

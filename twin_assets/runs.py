@@ -6,6 +6,7 @@ import dagster as dg
 
 from twin_assets.dead_runs import fail_dead_runs
 from twin_assets.definitions import build_definitions
+from twin_assets.evaluation.assets import GATE
 from twin_assets.instance import local_instance
 from twin_assets.partitions import authors
 from twin_resources import resources_from_env
@@ -18,9 +19,10 @@ QUIET_CONSOLE = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
 
 def run_job_for_authors(job_name: str, authors_to_run: list[UserDocument], run_config: dict | None = None,
                         report: Callable[[str], None] = print,
-                        asset_selection: list[dg.AssetKey] | None = None) -> bool:
+                        asset_selection: list[dg.AssetKey] | None = None, refusal_fails: bool = True) -> bool:
     """Run `job_name` (only `asset_selection` of it, when given) once per author with a progress bar; report
-    one line each; True if all succeeded."""
+    one line each; True if all succeeded (or, with `refusal_fails` false, failed only because the evaluation
+    gate refused a candidate: what was served stays served)."""
     instance = local_instance()
     for run_id in fail_dead_runs(instance):
         report(f"run {run_id[:8]} had died (its process is gone): marked failed")
@@ -32,13 +34,37 @@ def run_job_for_authors(job_name: str, authors_to_run: list[UserDocument], run_c
         result = job.execute_in_process(partition_key=author.key, instance=instance, raise_on_error=False,
                                         run_config={**QUIET_CONSOLE, **(run_config or {})},
                                         asset_selection=asset_selection)
-        all_passed &= result.success
+        all_passed &= result.success or (not refusal_fails and gate_refusal(result) is not None)
         report(summarize_run(author, result))
+        if table := evaluation_table(result):
+            report(table)
     return all_passed
+
+
+def gate_refusal(result: dg.ExecuteInProcessResult) -> str | None:
+    """Why the evaluation gate refused the run's candidate, if it did."""
+    for event in result.all_events:
+        if event.event_type_value == "ASSET_CHECK_EVALUATION":
+            evaluation = event.event_specific_data
+            if evaluation.check_name == GATE and not evaluation.passed:
+                return evaluation.description or "see the eval_report"
+    return None
+
+
+def evaluation_table(result: dg.ExecuteInProcessResult) -> str | None:
+    """The evaluation's table of figures (Markdown, without the metrics' descriptions), when the run made one."""
+    for event in result.get_asset_materialization_events():
+        materialization = event.step_materialization_data.materialization
+        if materialization.asset_key.path[-1] == "eval_report" and "table" in materialization.metadata:
+            return materialization.metadata["table"].value.split("\n\n")[0]
+    return None
 
 
 def summarize_run(author: UserDocument, result: dg.ExecuteInProcessResult) -> str:
     """One line: what each asset stored, or why the run failed."""
+    if (refusal := gate_refusal(result)) is not None:
+        return f"{author.full_name}: run {result.run_id[:8]}: the evaluation gate refused the candidate ({refusal}); " \
+               "the promoted model stays"
     if not result.success:
         failure = next((e for e in result.all_events if e.is_step_failure), None)
         reason = failure.step_failure_data.error.message.strip().splitlines()[-1] if failure else "see its logs"
@@ -55,8 +81,11 @@ def summarize_run(author: UserDocument, result: dg.ExecuteInProcessResult) -> st
             train, test = (meta["train_samples"], meta["test_samples"]) if "train_samples" in meta \
                 else (meta["train_triples"], meta["test_triples"])
             parts.append(f"{name} {meta['version'][:12]} ({train} train, {test} test)")
+        elif "gate" in meta:
+            parts.append(f"{name} gate {meta['gate']} ({meta['decision']})")
         elif "promoted_now" in meta:
-            parts.append(f"{name} {meta['version'][:12]}" + (" (promoted now)" if meta["promoted_now"] else ""))
+            parts.append(f"{name} {meta['version'][:12]}" + (f" ({meta['action']})" if meta.get("action")
+                                                              else " (promoted now)" if meta["promoted_now"] else ""))
         elif "version" in meta:
             loss = f" (eval loss {meta['eval_loss']:.3f})" if isinstance(meta.get("eval_loss"), float) else ""
             parts.append(f"{name} {meta['version'][:12]}{loss}")

@@ -194,9 +194,19 @@ class Registry:
         promoted = self.promoted_versions()
         return promoted.get(channel or DEFAULT_CHANNEL) or promoted.get(DEFAULT_CHANNEL)
 
+    def annotate(self, version: str, metadata: dict) -> ModelVersion:
+        """Add `metadata` to a version's manifest (an evaluation's verdict, say)."""
+        entry = self.get(version)
+        with self._lock:
+            return self._remember(entry, entry.recipe, metadata)
+
     def promote(self, version: str, reason: str, channel: str = DEFAULT_CHANNEL) -> Promotion:
-        """Make `version` the one served in `channel`; only a complete version can be promoted."""
+        """Make `version` the one served in `channel`; only a complete version that did not fail its
+        evaluation gate can be promoted."""
         entry = self.get(version)  # raises for unknown, incomplete or corrupt versions
+        if entry.metadata.get("gate") == "failed":
+            raise RegistryError(f"model version {entry.short} failed its evaluation gate and is never served: "
+                                f"{entry.metadata.get('gate_reason', 'see its eval_report')}")
         path = self._history_file(channel)
         with self._lock:
             history = self.promotions(channel)
@@ -213,6 +223,33 @@ class Registry:
         if not history or history[-1].previous is None:
             raise RegistryError(f"nothing to roll back to in {channel!r}: fewer than two promotions recorded")
         return self.promote(history[-1].previous, reason, channel)
+
+    # a candidate that passed its gate, waiting for a person's approval (TWIN_PROMOTION=manual)
+
+    def _candidate_file(self, channel: str) -> Path:
+        return self.root / "candidates" / self._history_file(channel).name
+
+    def propose(self, version: str, reason: str, channel: str) -> None:
+        entry = self.get(version)
+        path = self._candidate_file(channel)
+        path.parent.mkdir(exist_ok=True)
+        _write_json_atomically(path, {"version": entry.version, "reason": reason, "at": datetime.now(UTC).isoformat()})
+
+    def candidate(self, channel: str) -> dict | None:
+        """The version waiting for approval in `channel` (version, reason, at), if any."""
+        path = self._candidate_file(channel)
+        return json.loads(path.read_text()) if path.is_file() else None
+
+    def approve(self, version: str, channel: str) -> Promotion:
+        """Promote the candidate waiting in `channel`, which `version` must name."""
+        waiting = self.candidate(channel)
+        entry = self.get(version)
+        if waiting is None or waiting["version"] != entry.version:
+            raise RegistryError(f"{entry.short} is not waiting for approval in {channel!r}"
+                                + (f" ({waiting['version'][:12]} is)" if waiting else ": no candidate is"))
+        promotion = self.promote(entry.version, f"approved: {waiting['reason']}", channel)
+        self._candidate_file(channel).unlink(missing_ok=True)
+        return promotion
 
     # which version each model asset last produced: what its downstream assets receive
 

@@ -75,6 +75,9 @@ class TwinSettings(BaseSettings):
                                             "here from the cleaned documents")
     trainer: Literal["trl", "axolotl"] = Field("trl", description="who fine-tunes: trl in this environment, or "
                                                                 "axolotl in its own (make axolotl-env)")
+    promotion: Literal["auto", "manual"] = Field(
+        "auto", description="`auto`: a fine-tuned model that passed its evaluation gate is promoted for its author; "
+                            "`manual`: it waits for `twin models approve VERSION --author NAME`")
     llm_backend: Literal["auto", "transformers", "llama_cpp", "openai"] = Field(
         "auto", description="auto: openai when TWIN_LLM_BASE_URL is set, else by the model's format")
     llm_model: str = Field("promoted", description="`promoted` (per author, else default), a registry version, "

@@ -40,7 +40,7 @@ def _registry_call(action):
 
 @click.group()
 def models():
-    """Model versions: list them, promote one for an author (or everyone), roll back."""
+    """Model versions: list them, promote one for an author (or everyone), approve a candidate, roll back."""
 
 
 @models.command("list")
@@ -80,6 +80,17 @@ def models_promote(version: str, author_name: str | None, reason: str):
     channel = _channel(author_name)
     promotion = _registry_call(lambda: _registry().promote(version, reason, channel))
     click.echo(f"promoted {promotion.version[:12]} for {channel} ({reason})"
+               + (f"; previously {promotion.previous[:12]}" if promotion.previous else ""))
+
+
+@models.command("approve")
+@click.argument("version")
+@click.option("--author", "author_name", required=True, help="The author whose twin VERSION is.")
+def models_approve(version: str, author_name: str):
+    """Promote the candidate waiting for approval (TWIN_PROMOTION=manual): it passed its evaluation gate."""
+    channel = _channel(author_name)
+    promotion = _registry_call(lambda: _registry().approve(version, channel))
+    click.echo(f"approved and promoted {promotion.version[:12]} for {channel}"
                + (f"; previously {promotion.previous[:12]}" if promotion.previous else ""))
 
 

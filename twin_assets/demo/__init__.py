@@ -71,8 +71,10 @@ def run_demo(port: int) -> bool:
             registration = register_links(warehouse, DEMO_AUTHOR, urls)
             print(f"demo author {DEMO_AUTHOR}: {len(urls)} links ({len(registration.added)} new), "
                   f"site at {site.base_url}, warehouse: {warehouse.location}")
+        # a candidate the gate refuses (a second run's retrained twin that is no better) leaves the promoted
+        # twin answering: the demo goes on with it
         succeeded = run_job_for_authors("main_job", [registration.author],
-                                        {"ops": {"raw_documents": {"config": {"recrawl": True}}}})
+                                        {"ops": {"raw_documents": {"config": {"recrawl": True}}}}, refusal_fails=False)
     if succeeded:
         succeeded = ask_the_server(f"Write a short post in {DEMO_AUTHOR}'s voice about chunking documents")
     if succeeded:

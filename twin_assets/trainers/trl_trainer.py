@@ -24,6 +24,7 @@ import torch
 from dagster_pipes import PipesContext, open_dagster_pipes
 from transformers import AutoModelForCausalLM, AutoTokenizer, PrinterCallback, ProgressCallback, TrainerCallback
 
+from twin_assets.trainers.causal_lm import context_length, greedy_answers
 from twin_assets.trainers.local import local_pipes
 from twin_assets.trainers.lora import lora_targets
 
@@ -75,20 +76,6 @@ def _conversations(rows: list[dict], stage: str) -> list[dict]:
              "rejected": [{"role": "assistant", "content": r["rejected"]}]} for r in rows]
 
 
-def _answers(model, tokenizer, prompts: list[str]) -> list[str]:
-    model.eval()
-    answers = []
-    for prompt in prompts:
-        inputs = tokenizer.apply_chat_template([{"role": "user", "content": prompt}], add_generation_prompt=True,
-                                               return_tensors="pt", return_dict=True).to(model.device)
-        room = max(1, min(SAMPLE_TOKENS, _context(model) - inputs["input_ids"].shape[1]))
-        with torch.no_grad():
-            output = model.generate(**inputs, max_new_tokens=room, do_sample=False,
-                                    pad_token_id=tokenizer.pad_token_id or tokenizer.eos_token_id)
-        answers.append(tokenizer.decode(output[0, inputs["input_ids"].shape[1]:], skip_special_tokens=True))
-    return answers
-
-
 def _has_bitsandbytes() -> bool:
     try:
         import bitsandbytes  # noqa: F401
@@ -107,10 +94,6 @@ def _load(directory: str, cuda: bool, quantized: bool):
         return AutoModelForCausalLM.from_pretrained(directory, quantization_config=quantization, device_map="auto")
     return AutoModelForCausalLM.from_pretrained(directory, dtype=torch.bfloat16 if cuda else torch.float32,
                                                 device_map="auto" if cuda else None)
-
-
-def _context(model) -> int:
-    return getattr(model.config, "max_position_embeddings", None) or 2048
 
 
 def train(pipes: PipesContext) -> None:
@@ -140,10 +123,10 @@ def train(pipes: PipesContext) -> None:
     if not train_rows:
         raise ValueError(f"the {stage} dataset's train split is empty: nothing to learn from")
     sample_prompts = [r.get("instruction") or r["prompt"] for r in test_rows[:SAMPLE_PROMPTS]]
-    before = _answers(model, tokenizer, sample_prompts)
+    before = greedy_answers(model, tokenizer, sample_prompts, SAMPLE_TOKENS)
     pipes.log.info(f"{stage}: {len(train_rows)} train and {len(test_rows)} test rows; LoRA on {', '.join(targets)}")
 
-    settings.setdefault("max_length", _context(model))
+    settings.setdefault("max_length", context_length(model))
     common = dict(output_dir=str(output / "checkpoints"), use_cpu=not cuda, bf16=cuda, report_to="none",
                   save_strategy="no", logging_steps=1, gradient_checkpointing=False,
                   disable_tqdm=not extras.get("progress_bar", False),
@@ -182,7 +165,7 @@ def train(pipes: PipesContext) -> None:
         for name in TOKENIZER_FILES:
             if (Path(extras["model"]) / name).is_file():
                 shutil.copyfile(Path(extras["model"]) / name, output / name)
-    after = _answers(merged, tokenizer, sample_prompts)
+    after = greedy_answers(merged, tokenizer, sample_prompts, SAMPLE_TOKENS)
     (output / "training.json").write_text(json.dumps({
         "stage": stage, "targets": targets, "history": history, "settings": settings, "qlora": quantized,
         "samples": [{"prompt": p, "before": b, "after": a} for p, b, a in zip(sample_prompts, before, after)],

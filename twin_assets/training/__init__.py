@@ -2,6 +2,6 @@
 
 import dagster as dg
 
-from twin_assets.training.assets import dpo_model, sft_model, twin_gguf, twin_model
+from twin_assets.training.assets import dpo_model, sft_model, twin_gguf
 
-defs = dg.Definitions(assets=[sft_model, dpo_model, twin_gguf, twin_model])
+defs = dg.Definitions(assets=[sft_model, dpo_model, twin_gguf])

@@ -1,12 +1,12 @@
 """The twin per author: a LoRA adapter on the shared base model trained on the author's instructions
 (`sft_model`), a second one on the merged SFT model trained on the author's preference triples
-(`dpo_model`), both run as Pipes child processes, its GGUF files (`twin_gguf`) and the author's promotion
-(`twin_model`)."""
+(`dpo_model`), both run as Pipes child processes, and its GGUF files (`twin_gguf`). Its promotion follows
+its evaluation (`twin_assets/evaluation`)."""
 
 import dagster as dg
 
 from twin_assets.metadata import markdown_table
-from twin_assets.models.assets import gguf_check_spec, gguf_export_result, promote_first, version_metadata
+from twin_assets.models.assets import gguf_check_spec, gguf_export_result, version_metadata
 from twin_assets.models.exports import GgufConfig
 from twin_assets.partitions import authors
 from twin_assets.plots import line_plot_markdown
@@ -69,13 +69,3 @@ def twin_gguf(context: dg.AssetExecutionContext, config: GgufConfig, model_regis
     """The author's fine-tuned model as GGUF files for llama.cpp, through the base model's export and its
     agreement check, following the graph: the DPO version this run produced."""
     return gguf_export_result(context, model_registry.registry, dpo_model, config)
-
-
-@dg.asset(kinds={"python"}, **TRAINING)
-def twin_model(context: dg.AssetExecutionContext, model_registry: ModelRegistry,
-               dpo_model: ModelVersion) -> dg.MaterializeResult:
-    """The author's channel: the fine-tuned model is promoted there when nothing is yet, so `twin serve`
-    answers as this author with it. A version promoted by hand (and, later, by the evaluation gate) is left
-    alone."""
-    return promote_first(context, model_registry.registry, dpo_model, context.partition_key,
-                         "first fine-tuned twin: nothing was promoted for this author")

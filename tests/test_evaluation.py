@@ -1,0 +1,88 @@
+"""Evaluation and its gate: the decision rule, the voice score, and, on tiny models trained here, a candidate
+refused (it cannot have improved), a candidate waiting for a person's approval, and what is never served."""
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.fixtures.chain import FAST, LENIENT_GATE, run
+from tests.fixtures.tiny_models import tiny_base
+from twin_assets.datasets.assets import instruction_dataset, preference_dataset
+from twin_assets.evaluation.assets import GATE, eval_report, promoted_model
+from twin_assets.evaluation.gate import decide
+from twin_assets.evaluation.voice import train_voice
+from twin_assets.training.assets import dpo_model, sft_model
+from twin_resources.domain.models import RegistryError
+
+CHAIN = [instruction_dataset, preference_dataset, sft_model, dpo_model, eval_report, promoted_model]
+CORPUS = Path(__file__).resolve().parents[1] / "twin_assets" / "demo" / "corpus"
+
+
+def test_the_gate_wants_a_better_likelihood_by_the_margin_and_no_regression_beyond_tolerance():
+    served = {"nll": 3.0, "similarity": 0.50, "rouge_l": 0.20, "voice": 0.6}
+    tolerances = {"similarity": 0.05, "rouge_l": 0.05, "voice": 0.1}
+    assert decide({**served, "nll": 2.9}, served, 0.05, tolerances).passed
+    refused = decide({**served, "nll": 2.99}, served, 0.05, tolerances)
+    assert not refused.passed and "does not beat 3.000 by the margin 0.05" in refused.summary
+    regressed = decide({**served, "nll": 2.5, "voice": 0.4}, served, 0.05, tolerances)
+    assert not regressed.passed and "voice regressed from 0.600 to 0.400" in regressed.summary
+    assert decide({**served, "nll": 2.5, "voice": None}, served, 0.05, tolerances).passed  # not measured: skipped
+    assert not decide({"nll": None}, served, 0.05, tolerances).passed
+
+
+def test_the_voice_score_tells_the_authors_own_text_from_other_text():
+    paragraphs = [p.strip() for path in sorted(CORPUS.rglob("*.md")) for p in path.read_text().split("\n\n")
+                  if len(p.strip()) > 120 and not p.startswith("---")]
+    # "other text": the same words without the author's habits (no capitals, no punctuation, words reversed)
+    other = [" ".join(reversed("".join(c for c in p.lower() if c.isalnum() or c == " ").split())) for p in paragraphs]
+    train, held_out = len(paragraphs) * 2 // 3, len(paragraphs) * 2 // 3
+    voice = train_voice(paragraphs[:train], other[:train])
+    assert voice.trained_on == (train, train)
+    assert voice.separation(paragraphs[held_out:], other[held_out:]) > 0.9
+    assert train_voice(paragraphs, []) is None  # nothing to tell the author from
+
+
+def test_a_candidate_that_cannot_have_improved_is_refused_and_never_served(trained_home, author, instance):
+    models = trained_home["model_registry"].registry
+    base = tiny_base(models).entry
+    models.record_output("base_model", None, base.version)
+    models.promote(base.version, "first model")
+    unchanged = {"sft": {"learning_rate": 0.0, "max_steps": 2}, "dpo": {"learning_rate": 0.0, "max_steps": 2}}
+    config = {name: {"config": unchanged} for name in ("sft_model", "dpo_model")}
+    result, metadata, failure = run(trained_home, author, instance, CHAIN, config)
+    assert not result.success
+    gate = [e.event_specific_data for e in result.all_events if e.event_type_value == "ASSET_CHECK_EVALUATION"
+            and e.event_specific_data.check_name == GATE]
+    assert [g.passed for g in gate] == [False] and "does not beat" in gate[0].description
+    assert "promoted_model" not in metadata and models.promoted(author.key) is None  # the gate stopped it
+    candidate = models.get(metadata["dpo_model"]["version"])
+    assert candidate.metadata["gate"] == "failed" and metadata["eval_report"]["gate"] == "refused"
+    with pytest.raises(RegistryError, match="failed its evaluation gate"):
+        models.promote(candidate.version, "by hand")
+    assert models.serving_version(author.key) == base.version
+
+
+def test_in_manual_mode_a_candidate_waits_for_approval(trained_home, author, instance, monkeypatch):
+    monkeypatch.setenv("TWIN_PROMOTION", "manual")
+    models = trained_home["model_registry"].registry
+    base = tiny_base(models).entry
+    models.record_output("base_model", None, base.version)
+    models.promote(base.version, "first model")
+    config = {**{name: {"config": FAST} for name in ("sft_model", "dpo_model")}, **LENIENT_GATE}
+    result, metadata, failure = run(trained_home, author, instance, CHAIN, config)
+    assert result.success, failure
+    candidate = metadata["dpo_model"]["version"]
+    assert metadata["promoted_model"]["action"] == "waiting for approval" and models.promoted(author.key) is None
+    assert models.candidate(author.key)["version"] == candidate
+
+    twin = [sys.executable, "-m", "twin_assets.cli", "models"]
+    wrong = subprocess.run([*twin, "approve", base.version[:12], "--author", "Ada Quill"], capture_output=True,
+                           text=True)
+    assert wrong.returncode != 0 and "is not waiting for approval" in wrong.stderr
+    approved = subprocess.run([*twin, "approve", candidate[:12], "--author", "Ada Quill"], capture_output=True,
+                              text=True)
+    assert approved.returncode == 0, approved.stderr
+    assert models.promoted(author.key).version == candidate and models.candidate(author.key) is None
+    assert models.promotions(author.key)[-1].reason.startswith("approved: passed its evaluation gate")
