@@ -8,12 +8,15 @@ from pathlib import Path
 import pytest
 
 from tests.fixtures.chain import FAST, LENIENT_GATE, run
+from tests.fixtures.slack_receiver import TOKEN, slack_receiver
 from tests.fixtures.tiny_models import tiny_base
+from twin_assets.alerts import post_new_alerts, start_alerts
 from twin_assets.datasets.assets import instruction_dataset, preference_dataset
 from twin_assets.evaluation.assets import GATE, eval_report, promoted_model
 from twin_assets.evaluation.gate import decide
 from twin_assets.evaluation.voice import train_voice
 from twin_assets.training.assets import dpo_model, sft_model
+from twin_resources.alerts import SlackAlerts
 from twin_resources.domain.models import RegistryError
 
 CHAIN = [instruction_dataset, preference_dataset, sft_model, dpo_model, eval_report, promoted_model]
@@ -30,6 +33,9 @@ def test_the_gate_wants_a_better_likelihood_by_the_margin_and_no_regression_beyo
     assert not regressed.passed and "voice regressed from 0.600 to 0.400" in regressed.summary
     assert decide({**served, "nll": 2.5, "voice": None}, served, 0.05, tolerances).passed  # not measured: skipped
     assert not decide({"nll": None}, served, 0.05, tolerances).passed
+    first = decide({**served, "nll": 3.2}, served, 0.05, tolerances, first_twin_tolerance=0.25)
+    assert first.passed and first.summary.startswith("first twin: nll 3.200 against the base model's 3.000")
+    assert not decide({**served, "nll": 3.3}, served, 0.05, tolerances, first_twin_tolerance=0.25).passed
 
 
 def test_the_voice_score_tells_the_authors_own_text_from_other_text():
@@ -44,11 +50,14 @@ def test_the_voice_score_tells_the_authors_own_text_from_other_text():
     assert train_voice(paragraphs, []) is None  # nothing to tell the author from
 
 
-def test_a_candidate_that_cannot_have_improved_is_refused_and_never_served(trained_home, author, instance):
+def test_a_candidate_that_cannot_have_improved_is_refused_never_served_and_slack_hears_once(trained_home, author,
+                                                                                           instance):
     models = trained_home["model_registry"].registry
+    start_alerts(instance)
     base = tiny_base(models).entry
     models.record_output("base_model", None, base.version)
     models.promote(base.version, "first model")
+    models.promote(base.version, "Ada's twin, for now", author.key)  # a twin to beat: a candidate must be better
     unchanged = {"sft": {"learning_rate": 0.0, "max_steps": 2}, "dpo": {"learning_rate": 0.0, "max_steps": 2}}
     config = {name: {"config": unchanged} for name in ("sft_model", "dpo_model")}
     result, metadata, failure = run(trained_home, author, instance, CHAIN, config)
@@ -56,12 +65,20 @@ def test_a_candidate_that_cannot_have_improved_is_refused_and_never_served(train
     gate = [e.event_specific_data for e in result.all_events if e.event_type_value == "ASSET_CHECK_EVALUATION"
             and e.event_specific_data.check_name == GATE]
     assert [g.passed for g in gate] == [False] and "does not beat" in gate[0].description
-    assert "promoted_model" not in metadata and models.promoted(author.key) is None  # the gate stopped it
+    assert "promoted_model" not in metadata and len(models.promotions(author.key)) == 1  # the gate stopped it
     candidate = models.get(metadata["dpo_model"]["version"])
     assert candidate.metadata["gate"] == "failed" and metadata["eval_report"]["gate"] == "refused"
     with pytest.raises(RegistryError, match="failed its evaluation gate"):
         models.promote(candidate.version, "by hand")
     assert models.serving_version(author.key) == base.version
+
+    with slack_receiver() as slack:
+        alerts = SlackAlerts(token=TOKEN, channel="#twin", api_url=f"{slack.url}/api/")
+        assert post_new_alerts(instance, alerts, "http://dagster.example:3000") == 1
+        assert post_new_alerts(instance, alerts) == 0  # each failure once
+    [message] = slack.messages  # the gate's; the run it failed is told there, not in a second message
+    assert message["channel"] == "#twin" and "`gate` on `eval_report` failed (ERROR) for ada-quill" in message["text"]
+    assert "does not beat" in message["text"] and f"dagster.example:3000/runs/{result.run_id}" in message["text"]
 
 
 def test_in_manual_mode_a_candidate_waits_for_approval(trained_home, author, instance, monkeypatch):

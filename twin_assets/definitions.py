@@ -10,8 +10,9 @@ join the jobs only where a GPU is present (TWIN_GPU).
 import dagster as dg
 
 from twin_assets import collection, datasets, evaluation, features, models, retrieval, training
+from twin_assets.alerts import build_alerts_sensor
 from twin_assets.dead_runs import build_dead_runs_sensor
-from twin_resources.configured import resources_from_env
+from twin_resources.configured import resources_from_env, slack_alerts
 from twin_resources.model_io import ModelVersionIOManager
 from twin_resources.settings import load_settings
 
@@ -26,6 +27,8 @@ def build_definitions(resources: dict | None = None, gpu: bool | None = None) ->
     resources = resources if resources is not None else resources_from_env()
     if "model_io" not in resources and "model_registry" in resources:
         resources = {**resources, "model_io": ModelVersionIOManager(model_registry=resources["model_registry"])}
+    if "alerts" not in resources:
+        resources = {**resources, "alerts": slack_alerts(in_dagster=True)}
     unavailable = dg.AssetSelection.all() - GPU_ASSETS if not gpu else dg.AssetSelection.all()
     model_wide = dg.AssetSelection.groups("models") & unavailable
     jobs = [
@@ -45,7 +48,9 @@ def build_definitions(resources: dict | None = None, gpu: bool | None = None) ->
         dg.define_asset_job("reranker_job", selection=RERANKER,
                             description="Fine-tune the cross-encoder reranker on every author's chunks."),
     ]
-    sensors = [build_dead_runs_sensor()] if load_settings().deployment == "local" else []
+    sensors = [build_alerts_sensor(load_settings().serve.dagster_url)]
+    if load_settings().deployment == "local":
+        sensors.append(build_dead_runs_sensor())
     return dg.Definitions.merge(
         collection.defs,
         features.defs,

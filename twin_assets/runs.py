@@ -4,14 +4,17 @@ from collections.abc import Callable
 
 import dagster as dg
 
+from twin_assets.alerts import post_new_alerts, start_alerts
 from twin_assets.dead_runs import fail_dead_runs
 from twin_assets.definitions import build_definitions
 from twin_assets.evaluation.assets import GATE
 from twin_assets.instance import local_instance
 from twin_assets.partitions import authors
 from twin_resources import resources_from_env
+from twin_resources.configured import slack_alerts
 from twin_resources.domain.documents import UserDocument
 from twin_resources.progress import TqdmProgress
+from twin_resources.settings import load_settings
 
 # The progress bar tells the story in a terminal; warnings (a failed link) and errors still print.
 QUIET_CONSOLE = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
@@ -24,6 +27,7 @@ def run_job_for_authors(job_name: str, authors_to_run: list[UserDocument], run_c
     one line each; True if all succeeded (or, with `refusal_fails` false, failed only because the evaluation
     gate refused a candidate: what was served stays served)."""
     instance = local_instance()
+    start_alerts(instance)
     for run_id in fail_dead_runs(instance):
         report(f"run {run_id[:8]} had died (its process is gone): marked failed")
     job = build_definitions({**resources_from_env(), "progress": TqdmProgress()}).resolve_job_def(job_name)
@@ -38,6 +42,8 @@ def run_job_for_authors(job_name: str, authors_to_run: list[UserDocument], run_c
         report(summarize_run(author, result))
         if table := evaluation_table(result):
             report(table)
+    # as the daemon's alerts_sensor would (they share a cursor: each failure is posted once)
+    post_new_alerts(instance, slack_alerts(), load_settings().serve.dagster_url, log=report)
     return all_passed
 
 

@@ -35,7 +35,20 @@ def resources_from_env(settings: TwinSettings | None = None) -> dict:
         "http": HttpClient(),
         "progress": ProgressReporter(),
         "pipes_client": PipesSubprocessClient(),  # trainers run as child processes (a pod: PipesK8sClient)
+        "alerts": slack_alerts(settings, in_dagster=True),
     }
+
+
+def slack_alerts(settings: TwinSettings | None = None, in_dagster: bool = False):
+    """Where alerts go. `in_dagster`: secrets as `EnvVar`s, which only Dagster resolves."""
+    from twin_resources.alerts import SlackAlerts
+
+    settings = settings or load_settings()
+    if in_dagster:
+        return SlackAlerts(token=dagster_value("SLACK_BOT_TOKEN", ""), channel=settings.slack_channel,
+                           api_url=settings.slack_api_url, webhook_url=dagster_value("TWIN_SLACK_WEBHOOK_URL", ""))
+    return SlackAlerts(token=settings.slack_bot_token.get_secret_value(), channel=settings.slack_channel,
+                       api_url=settings.slack_api_url, webhook_url=settings.slack_webhook_url.get_secret_value())
 
 
 def llm_from_env(settings: TwinSettings | None = None, **overrides):

@@ -100,6 +100,14 @@ class TwinSettings(BaseSettings):
                                    description="the Opik project traces are filed under")
     opik_track_disable: bool = Field(False, validation_alias=_env("OPIK_TRACK_DISABLE"),
                                      description="true: no traces to Opik even when it is configured")
+    slack_bot_token: SecretStr = Field(SecretStr(""), validation_alias=_env("SLACK_BOT_TOKEN"),
+                                       description="a Slack bot token: failed runs and checks post to TWIN_SLACK_CHANNEL")
+    slack_channel: str = Field("", validation_alias=_env("TWIN_SLACK_CHANNEL"),
+                               description="the channel alerts post to (with SLACK_BOT_TOKEN)")
+    slack_api_url: str = Field("https://slack.com/api/", validation_alias=_env("TWIN_SLACK_API_URL"),
+                               description="Slack's Web API (another URL for a proxy or a test receiver)")
+    slack_webhook_url: SecretStr = Field(SecretStr(""), validation_alias=_env("TWIN_SLACK_WEBHOOK_URL"),
+                                         description="a Slack incoming webhook: alerts post there instead")
     serve: ServeSettings = Field(default_factory=ServeSettings, description="`twin serve`")
 
     @model_validator(mode="after")

@@ -27,8 +27,13 @@ SAMPLES_SHOWN = 5
 
 class EvalConfig(dg.Config):
     prompts: int = Field(20, description="test requests each model answers (the likelihood uses every one)")
+    min_new_tokens: int = Field(16, description="a generated answer is at least this long (a small model would "
+                                                "often end at once)")
     max_new_tokens: int = Field(96, description="the length of a generated answer")
-    margin: float = Field(0.01, description="how much lower the candidate's held-out NLL per token must be")
+    margin: float = Field(0.01, description="how much lower the candidate's held-out NLL per token must be than "
+                                            "the author's promoted twin's")
+    first_twin_tolerance: float = Field(0.25, description="an author's first twin, held to the base model: how much "
+                                                          "higher its held-out NLL per token may be")
     tolerances: dict[str, float] = Field(
         default_factory=lambda: {"similarity": 0.05, "rouge_l": 0.05, "voice": 0.10},
         description="how far each other metric may fall below the served model's")
@@ -86,9 +91,10 @@ def eval_report(context: dg.AssetExecutionContext, config: EvalConfig, model_reg
             for side, samples in read_instruction_samples(dataset.path).items():
                 others[side] += samples
     served = registry.get(registry.serving_version(author) or base_model.version)
-    report = evaluate(registry, dpo_model, served, base_model, own, others, embedder.embed,
-                      EvalSettings(config.prompts, config.max_new_tokens, config.margin, dict(config.tolerances)),
-                      context.log.info)
+    settings = EvalSettings(config.prompts, config.min_new_tokens, config.max_new_tokens, config.margin,
+                            dict(config.tolerances), config.first_twin_tolerance)
+    report = evaluate(registry, dpo_model, served, base_model, own, others, embedder.embed, settings,
+                      first_twin=registry.promoted(author) is None, progress=context.log.info)
     decision = report.decision
     registry.annotate(dpo_model.version, {
         "gate": "passed" if decision.passed else "failed", "gate_reason": decision.summary,

@@ -19,9 +19,11 @@ ROLES = ("candidate", "served", "base")
 @dataclass
 class EvalSettings:
     prompts: int
+    min_new_tokens: int
     max_new_tokens: int
     margin: float
     tolerances: dict[str, float]
+    first_twin_tolerance: float
 
 
 @dataclass
@@ -49,9 +51,10 @@ def transformers_version(registry: Registry, entry: ModelVersion) -> ModelVersio
 
 def evaluate(registry: Registry, candidate: ModelVersion, served: ModelVersion, base: ModelVersion,
              own: dict[str, list[InstructionSample]], others: dict[str, list[InstructionSample]],
-             embed: Callable[[list[str]], np.ndarray], settings: EvalSettings,
+             embed: Callable[[list[str]], np.ndarray], settings: EvalSettings, first_twin: bool,
              progress: Callable[[str], None] = print) -> EvalReport:
-    """`own`: the author's samples by side; `others`: the other authors' samples, by side."""
+    """`own`: the author's samples by side; `others`: the other authors' samples, by side. `first_twin`: no
+    twin is promoted for the author yet (`served` is what answers for everyone: the base model, at first)."""
     versions = {"candidate": candidate, "served": transformers_version(registry, served), "base": base}
     test, train = own["test"], own["train"]
     # the base model's writing on train requests is "not the author" for the voice classifier
@@ -62,7 +65,7 @@ def evaluate(registry: Registry, candidate: ModelVersion, served: ModelVersion, 
         if entry.version not in figures:
             progress(f"evaluating the {role} model {entry.short} on {len(test)} test samples")
             figures[entry.version] = figures_for(entry.path, entry.version, test, settings.prompts,
-                                                 settings.max_new_tokens, embed,
+                                                 settings.min_new_tokens, settings.max_new_tokens, embed,
                                                  voice_prompts if role == "base" else ())
     base_writing = figures[base.version].extra_answers
     voice = train_voice([s.answer for s in train], [s.answer for s in others["train"]] + base_writing)
@@ -76,6 +79,7 @@ def evaluate(registry: Registry, candidate: ModelVersion, served: ModelVersion, 
         decision = GateDecision(True, [f"{candidate.short} already serves this author"])
     else:
         decision = decide(figures[candidate.version].metrics, figures[versions["served"].version].metrics,
-                          settings.margin, settings.tolerances)
+                          settings.margin, settings.tolerances,
+                          settings.first_twin_tolerance if first_twin else None)
     return EvalReport({role: entry.version for role, entry in versions.items()}, figures, decision, separation,
                       voice.trained_on if voice else (0, 0), test)

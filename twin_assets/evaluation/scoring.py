@@ -67,19 +67,20 @@ def rouge_l(answers: list[str], references: list[str]) -> float:
                           for a, r in zip(answers, references)]))
 
 
-def figures_for(directory: Path, version: str, test: list[InstructionSample], prompts: int, max_new_tokens: int,
-                embed: Callable[[list[str]], np.ndarray], also_answer: list[str] = ()) -> ModelFigures:
+def figures_for(directory: Path, version: str, test: list[InstructionSample], prompts: int, min_new_tokens: int,
+                max_new_tokens: int, embed: Callable[[list[str]], np.ndarray],
+                also_answer: list[str] = ()) -> ModelFigures:
     """One model's figures (the voice score comes later, from its answers): the likelihood over the whole test
     split, the rest over its first `prompts` requests. `also_answer`: more requests to answer while the model
     is loaded (their answers in `extra_answers`)."""
     model, tokenizer = load_model(directory)
     nll = held_out_nll(model, tokenizer, test)
     asked = test[:prompts]
-    answers = greedy_answers(model, tokenizer, [s.instruction for s in asked], max_new_tokens)
+    answers = greedy_answers(model, tokenizer, [s.instruction for s in asked], max_new_tokens, min_new_tokens)
     references = [s.answer for s in asked]
     metrics = {"nll": nll, "similarity": None, "rouge_l": None, "voice": None}
     if asked:
         metrics["similarity"] = similarity(embed, answers, references)
         metrics["rouge_l"] = rouge_l(answers, references)
-    extra = greedy_answers(model, tokenizer, list(also_answer), max_new_tokens)
+    extra = greedy_answers(model, tokenizer, list(also_answer), max_new_tokens, min_new_tokens)
     return ModelFigures(version, metrics, answers, extra)

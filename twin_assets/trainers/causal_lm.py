@@ -15,8 +15,9 @@ def _prompt_ids(tokenizer, request: str) -> list[int]:
                                               return_dict=True)["input_ids"])
 
 
-def greedy_answers(model, tokenizer, requests: list[str], max_new_tokens: int) -> list[str]:
-    """Each request as the user's turn, answered greedily (so that two models are compared on equal terms)."""
+def greedy_answers(model, tokenizer, requests: list[str], max_new_tokens: int, min_new_tokens: int = 0) -> list[str]:
+    """Each request as the user's turn, answered greedily (so that two models are compared on equal terms);
+    `min_new_tokens` keeps a model that would end at once writing."""
     model.eval()
     answers = []
     for request in requests:
@@ -25,7 +26,8 @@ def greedy_answers(model, tokenizer, requests: list[str], max_new_tokens: int) -
         inputs = torch.tensor([prompt], device=model.device)
         with torch.no_grad():
             output = model.generate(input_ids=inputs, attention_mask=torch.ones_like(inputs), max_new_tokens=room,
-                                    do_sample=False, pad_token_id=tokenizer.pad_token_id or tokenizer.eos_token_id)
+                                    min_new_tokens=min(min_new_tokens, room), do_sample=False,
+                                    pad_token_id=tokenizer.pad_token_id or tokenizer.eos_token_id)
         answers.append(tokenizer.decode(output[0, len(prompt):], skip_special_tokens=True).strip())
     return answers
 
