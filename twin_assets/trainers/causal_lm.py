@@ -4,6 +4,8 @@ length, greedy answers to requests under its chat template, and the likelihood o
 import torch
 
 CONTEXT_WHEN_UNKNOWN = 2048
+REPETITION_PENALTY = 1.2
+NO_REPEAT_NGRAM = 3
 
 
 def context_length(model) -> int:
@@ -16,7 +18,8 @@ def _prompt_ids(tokenizer, request: str) -> list[int]:
 
 
 def greedy_answers(model, tokenizer, requests: list[str], max_new_tokens: int, min_new_tokens: int = 0) -> list[str]:
-    """Each request as the user's turn, answered greedily (so that two models are compared on equal terms);
+    """Each request as the user's turn, answered greedily (so that two models are compared on equal terms), with
+    repetition kept in check (a small model's greedy answer is otherwise one token over and over);
     `min_new_tokens` keeps a model that would end at once writing."""
     model.eval()
     answers = []
@@ -27,6 +30,7 @@ def greedy_answers(model, tokenizer, requests: list[str], max_new_tokens: int, m
         with torch.no_grad():
             output = model.generate(input_ids=inputs, attention_mask=torch.ones_like(inputs), max_new_tokens=room,
                                     min_new_tokens=min(min_new_tokens, room), do_sample=False,
+                                    repetition_penalty=REPETITION_PENALTY, no_repeat_ngram_size=NO_REPEAT_NGRAM,
                                     pad_token_id=tokenizer.pad_token_id or tokenizer.eos_token_id)
         answers.append(tokenizer.decode(output[0, len(prompt):], skip_special_tokens=True).strip())
     return answers
