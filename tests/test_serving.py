@@ -528,7 +528,7 @@ def test_collect_launches_a_dagster_run_through_graphql(served_home, tmp_path):
     from dagster_graphql import DagsterGraphQLClient
 
     from twin_assets.partitions import authors
-    from twin_resources.launcher import CollectionLauncher
+    from twin_resources.launcher import Launcher
     from twin_resources.settings import PROJECT_ROOT
     from twin_serving.server.process import free_port
 
@@ -551,7 +551,7 @@ def test_collect_launches_a_dagster_run_through_graphql(served_home, tmp_path):
                     break
             except requests.RequestException:
                 time.sleep(0.5)
-        launch = CollectionLauncher(f"http://127.0.0.1:{port}").start(ADA.key)
+        launch = Launcher(f"http://127.0.0.1:{port}").collect(ADA.key)
         assert launch.how == "dagster" and launch.url.endswith(f"/runs/{launch.detail}")
         status = DagsterGraphQLClient("127.0.0.1", port_number=port).get_run_status(launch.detail)
         assert status in (dg.DagsterRunStatus.QUEUED, dg.DagsterRunStatus.STARTING, dg.DagsterRunStatus.STARTED,
@@ -573,4 +573,4 @@ def test_collect_launches_a_dagster_run_through_graphql(served_home, tmp_path):
         os.killpg(webserver.pid, signal.SIGKILL)
         webserver.wait()
     with pytest.raises(RuntimeError, match="cannot reach Dagster"):
-        CollectionLauncher(f"http://127.0.0.1:{free_port()}").start(ADA.key)
+        Launcher(f"http://127.0.0.1:{free_port()}").collect(ADA.key)

@@ -78,6 +78,13 @@ class TwinSettings(BaseSettings):
     promotion: Literal["auto", "manual"] = Field(
         "auto", description="`auto`: a fine-tuned model that passed its evaluation gate is promoted for its author; "
                             "`manual`: it waits for `twin models approve VERSION --author NAME`")
+    retrain_min_samples: int = Field(
+        50, ge=1, description="continuous training: an author's datasets are built again (and SFT, DPO, the "
+                              "evaluation and the promotion follow) once this many new samples have arrived")
+    retrain_after_hours: float = Field(168.0, gt=0, description="or once this many hours have passed since the "
+                                                                "author's last dataset, when anything is new")
+    retrain_cooldown_hours: float = Field(6.0, ge=0, description="an author's chain starts at most once in this "
+                                                                 "many hours")
     llm_backend: Literal["auto", "transformers", "llama_cpp", "openai"] = Field(
         "auto", description="auto: openai when TWIN_LLM_BASE_URL is set, else by the model's format")
     llm_model: str = Field("promoted", description="`promoted` (per author, else default), a registry version, "

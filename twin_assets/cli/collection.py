@@ -84,12 +84,12 @@ def crawl(author_name: str | None, recrawl: bool):
 
 
 def _launch_in_dagster(dagster_url: str, authors: list, recrawl: bool) -> None:
-    from twin_resources.launcher import CollectionLauncher
+    from twin_resources.launcher import Launcher
 
-    launcher = CollectionLauncher(dagster_url)
+    launcher = Launcher(dagster_url)
     for author in authors:
         try:
-            launch = launcher.start(author.key, recrawl=recrawl)
+            launch = launcher.collect(author.key, recrawl=recrawl)
         except RuntimeError as error:
             fail(str(error))
         click.echo(f"{author.full_name}: collection run {launch.detail} launched: {launch.url}")

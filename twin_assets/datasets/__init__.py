@@ -3,5 +3,6 @@
 import dagster as dg
 
 from twin_assets.datasets.assets import instruction_dataset, preference_dataset
+from twin_assets.datasets.sensors import build_new_writing_sensor
 
-defs = dg.Definitions(assets=[instruction_dataset, preference_dataset])
+defs = dg.Definitions(assets=[instruction_dataset, preference_dataset], sensors=[build_new_writing_sensor()])

@@ -90,7 +90,8 @@ def _require_author(warehouse: Warehouse, key: str) -> UserDocument:
         raise dg.Failure(str(error)) from None
 
 
-def _author_documents(vector_store: VectorStore, author: UserDocument) -> list[CleanedDocument]:
+def author_documents(vector_store: VectorStore, author: UserDocument) -> list[CleanedDocument]:
+    """The author's cleaned articles and posts: what the datasets are made of."""
     with vector_store.read() as client:
         return [CleanedDocument(**point.payload) for category in (Category.ARTICLES, Category.POSTS)
                 if client.collection_exists(cleaned_collection(category))
@@ -177,7 +178,7 @@ def instruction_dataset(context: dg.AssetExecutionContext, config: DatasetConfig
     version of kind `dataset`: the same documents and settings give the same version."""
     author = _require_author(warehouse, context.partition_key)
     writer = _writer(config, llm, author)
-    documents = _author_documents(vector_store, author)
+    documents = author_documents(vector_store, author)
     registry = model_registry.registry
     previous = _previous_sides(registry, context.partition_key)
     recipe = recipe_hash("instruction_dataset", BUILDER_VERSION, json.dumps(

@@ -19,6 +19,11 @@ from twin_resources.model_registry import ModelRegistry, RegistryError
 from twin_resources.settings import load_settings
 
 EVALUATION = dict(partitions_def=authors, group_name="evaluation", tags={"stage": "evaluation"})
+# Automation: a new candidate is evaluated (other authors' new datasets do not re-open a decided one), and
+# promoted only when its gate passed.
+EVALUATE_NEW_CANDIDATES = dg.AutomationCondition.eager().allow(dg.AssetSelection.assets("dpo_model"))
+PROMOTE_WHEN_GATE_PASSED = (dg.AutomationCondition.eager()
+                            & dg.AutomationCondition.all_deps_blocking_checks_passed())
 GATE = "gate"
 GATE_DESCRIPTION = ("The candidate beats the model that serves the author now on held-out likelihood by the "
                     "margin, and regresses no other metric beyond its tolerance; a failure stops its promotion.")
@@ -73,7 +78,8 @@ def report_metadata(report: EvalReport) -> dict[str, Any]:
 
 @dg.asset(kinds={"python"}, check_specs=[dg.AssetCheckSpec(GATE, asset="eval_report", blocking=True,
                                                            description=GATE_DESCRIPTION)],
-          ins={"instruction_dataset": dg.AssetIn(partition_mapping=dg.AllPartitionMapping())}, **EVALUATION)
+          ins={"instruction_dataset": dg.AssetIn(partition_mapping=dg.AllPartitionMapping())},
+          automation_condition=EVALUATE_NEW_CANDIDATES, **EVALUATION)
 def eval_report(context: dg.AssetExecutionContext, config: EvalConfig, model_registry: ModelRegistry,
                 embedder: Embedder, dpo_model: ModelVersion, base_model: ModelVersion,
                 instruction_dataset: dict[str, ModelVersion]) -> dg.MaterializeResult:
@@ -109,7 +115,7 @@ def eval_report(context: dg.AssetExecutionContext, config: EvalConfig, model_reg
                                                      for m, v in report.metrics("candidate").items() if v is not None})])
 
 
-@dg.asset(kinds={"python"}, deps=[eval_report], **EVALUATION)
+@dg.asset(kinds={"python"}, deps=[eval_report], automation_condition=PROMOTE_WHEN_GATE_PASSED, **EVALUATION)
 def promoted_model(context: dg.AssetExecutionContext, model_registry: ModelRegistry,
                    dpo_model: ModelVersion) -> dg.MaterializeResult:
     """The author's channel: the candidate that passed its gate is promoted there, with the evaluation's

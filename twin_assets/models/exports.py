@@ -2,6 +2,7 @@
 
 import importlib.metadata
 import importlib.util
+import json
 import subprocess
 import sys
 import tempfile
@@ -25,6 +26,7 @@ from twin_resources.model_registry import ModelVersion, Registry, recipe_hash
 
 # Bumped when what an export records changes, so older exports are made again once.
 GGUF_RECIPE_VERSION = "3"
+EXL2_ROWS = 2048  # exllamav2's calibration row length
 
 
 class GgufConfig(dg.Config):
@@ -101,6 +103,13 @@ def exl2_unavailable_reason() -> str:
     return ""
 
 
+def calibration_length(model_dir: Path) -> int:
+    """Calibration rows no longer than the model's positions: exllamav2 cuts its 2,048-token rows to the
+    context only for models without RoPE, and a RoPE model fed longer rows measures NaN (seen on an H200)."""
+    positions = json.loads((model_dir / "config.json").read_text()).get("max_position_embeddings") or EXL2_ROWS
+    return min(EXL2_ROWS, positions)
+
+
 def export_exl2(registry: Registry, source: ModelVersion, config: Exl2Config) -> Exl2Outcome:
     reason = exl2_unavailable_reason()
     if reason:
@@ -110,8 +119,10 @@ def export_exl2(registry: Registry, source: ModelVersion, config: Exl2Config) ->
     if existing is not None:
         return Exl2Outcome(entry=existing)
     with registry.staging() as staged, tempfile.TemporaryDirectory() as work:
+        length = str(calibration_length(source.path))
         command = [sys.executable, "-m", "exllamav2.conversion.convert_exl2", "-i", str(source.path), "-o", work,
-                   "-cf", str(staged), "-b", str(config.bits_per_weight), "-hb", str(config.head_bits)]
+                   "-cf", str(staged), "-b", str(config.bits_per_weight), "-hb", str(config.head_bits),
+                   "-l", length, "-ml", length]
         result = subprocess.run(command, capture_output=True, text=True)
         if result.returncode:
             raise ExportError(f"exllamav2 conversion failed: {result.stderr.strip()[-500:]}")

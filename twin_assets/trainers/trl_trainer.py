@@ -150,6 +150,7 @@ def train(pipes: PipesContext) -> None:
         trainer.remove_callback(PrinterCallback)  # with no bar, transformers prints every log line instead
     trainer.train()
     history, steps = trainer.state.log_history, trainer.state.global_step
+    peak_gpu_memory = torch.cuda.max_memory_allocated() if cuda else None
     if report.nan_at is not None:
         raise NaNLoss(f"the {stage} loss became NaN or infinite at step {report.nan_at}: lower the "
                       "learning rate")
@@ -168,7 +169,7 @@ def train(pipes: PipesContext) -> None:
     after = greedy_answers(merged, tokenizer, sample_prompts, SAMPLE_TOKENS)
     (output / "training.json").write_text(json.dumps({
         "stage": stage, "targets": targets, "history": history, "settings": settings, "qlora": quantized,
-        "samples": [{"prompt": p, "before": b, "after": a} for p, b, a in zip(sample_prompts, before, after)],
+        "peak_gpu_memory_bytes": peak_gpu_memory, "samples": [{"prompt": p, "before": b, "after": a} for p, b, a in zip(sample_prompts, before, after)],
         "train_rows": len(train_rows), "test_rows": len(test_rows)}, indent=2, default=str))
     pipes.log.info(f"{stage}: done in {steps} steps")
 

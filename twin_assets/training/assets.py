@@ -16,7 +16,11 @@ from twin_resources.domain.models import ModelVersion
 from twin_resources.model_registry import ModelRegistry
 from twin_resources.progress import ProgressReporter
 
-TRAINING = dict(partitions_def=authors, group_name="training", tags={"stage": "training"})
+TRAINING = dict(partitions_def=authors, group_name="training", tags={"stage": "training"},
+                automation_condition=dg.AutomationCondition.eager())
+# One training at a time across runs: a machine's cores, or a cluster's GPUs, go to one trainer (dagster.yaml
+# gives every pool a limit of 1).
+TRAINER_POOL = "trainer"
 
 
 def _curve(history: list[dict], key: str) -> tuple[list[float], list[float]]:
@@ -39,7 +43,7 @@ def stage_metadata(outcome: StageOutcome) -> dict:
     return metadata
 
 
-@dg.asset(io_manager_key="model_io", kinds={"pytorch"}, **TRAINING)
+@dg.asset(io_manager_key="model_io", kinds={"pytorch"}, pool=TRAINER_POOL, **TRAINING)
 def sft_model(context: dg.AssetExecutionContext, config: TrainingConfig, model_registry: ModelRegistry,
               pipes_client: dg.PipesSubprocessClient, progress: dg.ResourceParam[ProgressReporter], base_model: ModelVersion,
               instruction_dataset: ModelVersion) -> dg.Output[ModelVersion]:
@@ -51,7 +55,7 @@ def sft_model(context: dg.AssetExecutionContext, config: TrainingConfig, model_r
     return dg.Output(outcome.entry, metadata=stage_metadata(outcome), data_version=dg.DataVersion(outcome.entry.version))
 
 
-@dg.asset(io_manager_key="model_io", kinds={"pytorch"}, **TRAINING)
+@dg.asset(io_manager_key="model_io", kinds={"pytorch"}, pool=TRAINER_POOL, **TRAINING)
 def dpo_model(context: dg.AssetExecutionContext, config: TrainingConfig, model_registry: ModelRegistry,
               pipes_client: dg.PipesSubprocessClient, progress: dg.ResourceParam[ProgressReporter], sft_model: ModelVersion,
               preference_dataset: ModelVersion) -> dg.Output[ModelVersion]:

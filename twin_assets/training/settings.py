@@ -1,6 +1,7 @@
 """Fine-tuning settings: three sections named as the libraries name them (`sft` keys are trl's `SFTConfig`
 fields, `dpo` keys `DPOConfig`'s, `lora` keys peft's `LoraConfig`'s), over defaults that train a small model
-in about a minute on two cores. The book's values for real-size models are `BOOK`, for reference.
+in about a minute on two cores; the values are in `twin_assets.trainers.recipes`, with the book's for
+real-size models (`BOOK`).
 """
 
 import dataclasses
@@ -9,20 +10,7 @@ from typing import Any
 import dagster as dg
 from pydantic import Field
 
-SMALL_MODEL_DEFAULTS = {
-    "sft": {"learning_rate": 2e-3, "num_train_epochs": 2, "per_device_train_batch_size": 4, "seed": 0},
-    "dpo": {"learning_rate": 5e-4, "num_train_epochs": 1, "per_device_train_batch_size": 4, "beta": 0.5, "seed": 0},
-    "lora": {"r": 8, "lora_alpha": 16, "lora_dropout": 0.0},
-}
-# The LLM Engineer's Handbook's recipe for an 8B model (its repository): a reference, not a default here.
-BOOK = {
-    "sft": {"learning_rate": 3e-4, "num_train_epochs": 3, "max_length": 2048},
-    "dpo": {"learning_rate": 2e-6, "num_train_epochs": 1, "beta": 0.5, "max_length": 1024},
-    "lora": {"r": 32, "lora_alpha": 32, "lora_dropout": 0.0},
-}
-# What the trainer decides itself, from the model and the machine: not settable.
-DECIDED_HERE = {"output_dir", "use_cpu", "bf16", "fp16", "report_to", "save_strategy", "target_modules",
-                "task_type", "eval_strategy", "logging_steps", "gradient_checkpointing"}
+from twin_assets.trainers.recipes import DECIDED_HERE, SMALL_MODEL_DEFAULTS
 
 
 class TrainingConfig(dg.Config):

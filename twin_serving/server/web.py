@@ -14,7 +14,7 @@ from fastapi.responses import HTMLResponse, JSONResponse, Response
 from pydantic import BaseModel, Field
 
 from twin_resources.domain.models import DEFAULT_CHANNEL
-from twin_resources.launcher import CollectionLauncher
+from twin_resources.launcher import Launcher
 from twin_resources.links import register_links
 from twin_resources.settings import ServeSettings
 from twin_serving.tracing import recent_traces
@@ -42,7 +42,7 @@ class Backstage:
 
     def __init__(self, settings: ServeSettings):
         self.settings = settings
-        self.launcher = CollectionLauncher(settings.dagster_url)
+        self.launcher = Launcher(settings.dagster_url)
         self._resources: dict | None = None  # resolved, on first use: after LitServe forked this process
         self._stack = ExitStack()  # open for the process's lifetime
         self._lock = threading.Lock()
@@ -143,7 +143,7 @@ def build_routes(settings: ServeSettings, workers_ready) -> APIRouter:
         if author is None:
             raise HTTPException(422, f"unknown author {body.author!r}: add a link for them first")
         try:
-            launch = backstage.launcher.start(author.key)
+            launch = backstage.launcher.collect(author.key)
         except RuntimeError as error:
             raise HTTPException(503, str(error)) from None
         return {"author": author.full_name, "how": launch.how, "detail": launch.detail, "url": launch.url}
