@@ -445,47 +445,6 @@ def browser():
     shutil.rmtree(profile, ignore_errors=True)
 
 
-def test_the_web_page_adds_a_link_collects_it_and_chats_with_sources(server, browser, served_home, tmp_path):
-    from selenium.common.exceptions import StaleElementReferenceException
-    from selenium.webdriver.common.by import By
-    from selenium.webdriver.support.ui import WebDriverWait
-
-    rerendered = [StaleElementReferenceException]  # the page redraws its author list every 5 s
-    wait = WebDriverWait(browser, 60, poll_frequency=0.2, ignored_exceptions=rerendered)
-    with fixture_site() as site:
-        link = site.url("/blog/voice.html")
-        browser.get(server.url + "/")
-        wait.until(lambda d: "Ada Quill" in d.find_element(By.ID, "authors").text)
-        wait.until(lambda d: "trained here from scratch" in d.find_element(By.ID, "model-note").text)
-        browser.find_element(By.ID, "author-name").send_keys("Cy Page")
-        browser.find_element(By.ID, "link-url").send_keys(link)
-        browser.find_element(By.ID, "add-link").click()
-        wait.until(lambda d: link in d.find_element(By.ID, "authors").text)
-        assert "pending" in browser.find_element(By.ID, "authors").text
-
-        browser.find_element(By.CSS_SELECTOR, "button.collect[data-author='Cy Page']").click()
-        wait.until(lambda d: "collection for Cy Page: started" in d.find_element(By.ID, "notice").text)
-        WebDriverWait(browser, 240, poll_frequency=1, ignored_exceptions=rerendered).until(
-            lambda d: "crawled" in next(a.text for a in d.find_elements(By.CSS_SELECTOR, ".author")
-                                        if "Cy Page" in a.text))
-
-    browser.find_element(By.ID, "prompt").send_keys("Write a short post about chunking documents")
-    browser.find_element(By.ID, "chat-author").send_keys("Ada Quill")
-    browser.find_element(By.ID, "send").click()
-    wait.until(lambda d: d.find_elements(By.CSS_SELECTOR, "#sources li.source")
-               or d.find_element(By.ID, "notice").text)  # an error shows there
-    assert browser.find_element(By.ID, "notice").text == ""
-    wait.until(lambda d: d.find_element(By.ID, "send").is_enabled())  # the stream has ended
-    sources = browser.find_elements(By.CSS_SELECTOR, "#sources li.source a")
-    assert all(a.get_attribute("href").startswith("https://blog.example.com/") for a in sources)
-    answer = browser.find_element(By.ID, "answer").get_attribute("textContent")
-    notice = browser.find_element(By.ID, "notice").text
-    # a random model may write nothing: the page then says so rather than show a blank answer
-    assert (answer and notice == "") or (not answer and "wrote nothing" in notice), (answer, notice)
-    wait.until(lambda d: "Write a short post about chunking documents" in d.find_element(By.ID, "traces").text)
-    browser.save_screenshot(str(tmp_path / "page.png"))
-
-
 def test_a_batch_decodes_together_like_one_at_a_time_and_one_bad_request_fails_alone(served_home, monkeypatch):
     from twin_resources import resources_from_env
     from twin_resources.settings import ServeSettings
@@ -574,3 +533,59 @@ def test_collect_launches_a_dagster_run_through_graphql(served_home, tmp_path):
         webserver.wait()
     with pytest.raises(RuntimeError, match="cannot reach Dagster"):
         Launcher(f"http://127.0.0.1:{free_port()}").collect(ADA.key)
+
+
+# Last in the module: the retraining it starts runs until the server stops.
+def test_the_web_page_adds_a_link_collects_it_chats_with_sources_approves_and_retrains(server, browser, served_home, tmp_path):
+    from selenium.common.exceptions import StaleElementReferenceException
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    rerendered = [StaleElementReferenceException]  # the page redraws its author list every 5 s
+    wait = WebDriverWait(browser, 60, poll_frequency=0.2, ignored_exceptions=rerendered)
+    with fixture_site() as site:
+        link = site.url("/blog/voice.html")
+        browser.get(server.url + "/")
+        wait.until(lambda d: "Ada Quill" in d.find_element(By.ID, "authors").text)
+        wait.until(lambda d: "trained here from scratch" in d.find_element(By.ID, "model-note").text)
+        browser.find_element(By.ID, "author-name").send_keys("Cy Page")
+        browser.find_element(By.ID, "link-url").send_keys(link)
+        browser.find_element(By.ID, "add-link").click()
+        wait.until(lambda d: link in d.find_element(By.ID, "authors").text)
+        assert "pending" in browser.find_element(By.ID, "authors").text
+
+        browser.find_element(By.CSS_SELECTOR, "button.collect[data-author='Cy Page']").click()
+        wait.until(lambda d: "collection for Cy Page: started" in d.find_element(By.ID, "notice").text)
+        WebDriverWait(browser, 240, poll_frequency=1, ignored_exceptions=rerendered).until(
+            lambda d: "crawled" in next(a.text for a in d.find_elements(By.CSS_SELECTOR, ".author")
+                                        if "Cy Page" in a.text))
+
+    browser.find_element(By.ID, "prompt").send_keys("Write a short post about chunking documents")
+    browser.find_element(By.ID, "chat-author").send_keys("Ada Quill")
+    browser.find_element(By.ID, "send").click()
+    wait.until(lambda d: d.find_elements(By.CSS_SELECTOR, "#sources li.source")
+               or d.find_element(By.ID, "notice").text)  # an error shows there
+    assert browser.find_element(By.ID, "notice").text == ""
+    wait.until(lambda d: d.find_element(By.ID, "send").is_enabled())  # the stream has ended
+    sources = browser.find_elements(By.CSS_SELECTOR, "#sources li.source a")
+    assert all(a.get_attribute("href").startswith("https://blog.example.com/") for a in sources)
+    answer = browser.find_element(By.ID, "answer").get_attribute("textContent")
+    notice = browser.find_element(By.ID, "notice").text
+    # a random model may write nothing: the page then says so rather than show a blank answer
+    assert (answer and notice == "") or (not answer and "wrote nothing" in notice), (answer, notice)
+    wait.until(lambda d: "Write a short post about chunking documents" in d.find_element(By.ID, "traces").text)
+
+    # the twin's panel: a candidate waiting for approval is approved; a retraining starts (last: it runs on)
+    registry = default_registry(str(served_home))
+    registry.propose(promoted(served_home), "a candidate the test proposes", ADA.key)
+    wait.until(lambda d: d.find_elements(By.CSS_SELECTOR, "button.approve[data-author='Ada Quill']"))
+    assert "waits for approval" in browser.find_element(By.ID, "authors").text
+    assert "No twin of their own yet" in browser.find_element(By.ID, "authors").text
+    browser.find_element(By.CSS_SELECTOR, "button.approve[data-author='Ada Quill']").click()
+    wait.until(lambda d: "now answers for Ada Quill" in d.find_element(By.ID, "notice").text)
+    assert registry.promoted(ADA.key).version == promoted(served_home) and registry.candidate(ADA.key) is None
+    wait.until(lambda d: f"Twin {promoted(served_home)[:12]}" in d.find_element(By.ID, "authors").text)
+    browser.find_element(By.CSS_SELECTOR, "button.retrain[data-author='Ada Quill']").click()
+    wait.until(lambda d: "training for Ada Quill: started" in d.find_element(By.ID, "notice").text)
+    wait.until(lambda d: "training running" in d.find_element(By.ID, "authors").text)
+    browser.save_screenshot(str(tmp_path / "page.png"))

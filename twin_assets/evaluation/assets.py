@@ -104,7 +104,8 @@ def eval_report(context: dg.AssetExecutionContext, config: EvalConfig, model_reg
     decision = report.decision
     registry.annotate(dpo_model.version, {
         "gate": "passed" if decision.passed else "failed", "gate_reason": decision.summary,
-        **{f"eval_{m}": v for m, v in report.metrics("candidate").items() if v is not None}})
+        **{f"eval_{m}": v for m, v in report.metrics("candidate").items() if v is not None},
+        **{f"base_eval_{m}": v for m, v in report.metrics("base").items() if v is not None}})
     context.log.info(f"gate {'passed' if decision.passed else 'refused'}: {decision.summary}")
     return dg.MaterializeResult(
         metadata=report_metadata(report),

@@ -10,9 +10,9 @@ import numpy as np
 
 from twin_assets.trainers.causal_lm import answer_log_likelihood, greedy_answers
 from twin_resources.domain.templates import CHAT_TEMPLATE
-from twin_resources.domain.training import InstructionSample
+from twin_resources.domain.training import EVALUATION_METRICS, InstructionSample
 
-METRICS = ("nll", "similarity", "rouge_l", "voice")
+METRICS = EVALUATION_METRICS
 DESCRIPTIONS = {
     "nll": "mean negative log-likelihood per token of the author's held-out answers (lower is better)",
     "similarity": "cosine similarity of a generated answer's embedding to the author's answer's",

@@ -28,6 +28,11 @@ class PreferenceSample(BaseModel):
     category: str = ""
 
 
+# What an evaluation scores every model on (`nll` first: the primary metric, lower is better). A candidate's
+# figures are written on its version as `eval_<metric>`, the base model's beside them as `base_eval_<metric>`.
+EVALUATION_METRICS = ("nll", "similarity", "rouge_l", "voice")
+
+
 class EvaluationResult(BaseModel):
     """One metric of one model on one author's held-out split."""
 

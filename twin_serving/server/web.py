@@ -13,10 +13,12 @@ from fastapi import APIRouter, HTTPException
 from fastapi.responses import HTMLResponse, JSONResponse, Response
 from pydantic import BaseModel, Field
 
-from twin_resources.domain.models import DEFAULT_CHANNEL
-from twin_resources.launcher import Launcher
+from twin_resources.domain.models import DEFAULT_CHANNEL, RegistryError
+from twin_resources.domain.training import EVALUATION_METRICS
+from twin_resources.launcher import TRAINING_JOB, Launcher
 from twin_resources.links import register_links
-from twin_resources.settings import ServeSettings
+from twin_resources.model_registry import Registry
+from twin_resources.settings import ServeSettings, load_settings
 from twin_serving.tracing import recent_traces
 
 FROM_SCRATCH_NOTE = ("the small model trained here from scratch: it shows the plumbing, not the author's voice; "
@@ -29,8 +31,28 @@ class NewLinks(BaseModel):
     urls: list[str] = Field(min_length=1, max_length=50)
 
 
-class CollectRequest(BaseModel):
+class AuthorRequest(BaseModel):
     author: str = Field(min_length=1, max_length=200)
+
+
+class ApproveRequest(AuthorRequest):
+    version: str = Field(min_length=8, max_length=64)
+
+
+def twin_state(registry: Registry, author_key: str) -> dict:
+    """What the page shows of an author's twin: the model that answers them (their own, or the shared one),
+    when it was trained, its evaluation against the base model, and a candidate waiting for approval."""
+    own = registry.promoted(author_key)
+    answering = own or registry.promoted(DEFAULT_CHANNEL)
+    state: dict = {"own": own is not None, "model": None, "candidate": registry.candidate(author_key)}
+    if answering is not None:
+        figures = answering.metadata
+        state["model"] = {
+            "version": answering.version, "kind": answering.kind, "trained_at": answering.created_at.isoformat(),
+            "from_scratch": answering.from_scratch,
+            "evaluation": [{"metric": m, "model": figures.get(f"eval_{m}"), "base": figures.get(f"base_eval_{m}")}
+                           for m in EVALUATION_METRICS if f"eval_{m}" in figures]}
+    return state
 
 
 def _static(name: str) -> str:
@@ -53,7 +75,7 @@ class Backstage:
 
             configured = resources_from_env()
             self._resources = {key: self._stack.enter_context(configured[key].process_config_and_initialize_cm())
-                               for key in ("warehouse", "vector_store", "llm")}
+                               for key in ("warehouse", "vector_store", "llm", "model_registry")}
         return self._resources[name]
 
     def warehouse(self):
@@ -119,7 +141,11 @@ def build_routes(settings: ServeSettings, workers_ready) -> APIRouter:
         with backstage._lock:
             warehouse = backstage.warehouse()
             users, links = warehouse.users(), warehouse.links()
+            registry = backstage.resource("model_registry").registry
+            twins = {user.key: twin_state(registry, user.key) for user in users}
         return [{"name": user.full_name, "key": user.key, "collection": backstage.launcher.state(user.key),
+                 "twin": twins[user.key], "training": backstage.launcher.state(user.key, TRAINING_JOB),
+                 "promotion": load_settings().promotion,
                  "links": [{"url": link.url, "status": str(link.status), "attempts": link.attempts,
                             "error": link.last_error,
                             "last_attempt_at": link.last_attempt_at.isoformat() if link.last_attempt_at else None}
@@ -136,17 +162,40 @@ def build_routes(settings: ServeSettings, workers_ready) -> APIRouter:
         return {"author": registration.author.full_name, "added": registration.added,
                 "already_registered": registration.already_registered}
 
-    @router.post("/api/collect")
-    def collect(body: CollectRequest):
+    def known_author(name: str):
         with backstage._lock:
-            author = backstage.warehouse().find_user(body.author)
+            author = backstage.warehouse().find_user(name)
         if author is None:
-            raise HTTPException(422, f"unknown author {body.author!r}: add a link for them first")
+            raise HTTPException(422, f"unknown author {name!r}: add a link for them first")
+        return author
+
+    def launched(name: str, start) -> dict:
+        """`start` (the launcher's collect or train) for the author named: how and where it runs."""
+        author = known_author(name)
         try:
-            launch = backstage.launcher.collect(author.key)
+            launch = start(author.key)
         except RuntimeError as error:
             raise HTTPException(503, str(error)) from None
         return {"author": author.full_name, "how": launch.how, "detail": launch.detail, "url": launch.url}
+
+    @router.post("/api/collect")
+    def collect(body: AuthorRequest):
+        return launched(body.author, backstage.launcher.collect)
+
+    @router.post("/api/retrain")
+    def retrain(body: AuthorRequest):
+        """The author's twin trained again: datasets, SFT, DPO, the evaluation, the promotion behind its gate."""
+        return launched(body.author, backstage.launcher.train)
+
+    @router.post("/api/approve")
+    def approve(body: ApproveRequest):
+        author = known_author(body.author)
+        with backstage._lock:
+            try:
+                promotion = backstage.resource("model_registry").registry.approve(body.version, author.key)
+            except RegistryError as error:
+                raise HTTPException(409, str(error)) from None
+        return {"author": author.full_name, "version": promotion.version, "reason": promotion.reason}
 
     @router.get("/api/traces")
     def traces(limit: int = 20):

@@ -49,9 +49,12 @@ async function loadAuthors() {
     const collect = element("button", { className: "quiet collect", type: "button", textContent: "Collect" });
     collect.dataset.author = author.name;
     collect.addEventListener("click", () => startCollection(author.name, collect));
+    const retrain = element("button", { className: "quiet retrain", type: "button", textContent: "Retrain" });
+    retrain.dataset.author = author.name;
+    retrain.addEventListener("click", () => startTraining(author.name, retrain));
     const state = author.collection ? ` · collection ${author.collection}` : "";
     const head = element("div", { className: "author-head" },
-      [element("strong", { textContent: author.name + state }), collect]);
+      [element("strong", { textContent: author.name + state }), element("span", {}, [collect, retrain])]);
     const list = element("ul", { className: "links" });
     for (const link of author.links) {
       const item = element("li", { className: "link" }, [
@@ -60,8 +63,64 @@ async function loadAuthors() {
       if (link.error) item.append(element("span", { className: "error", textContent: link.error }));
       list.append(item);
     }
-    container.append(element("div", { className: "author" }, [head, list]));
+    container.append(element("div", { className: "author" }, [head, twinPanel(author), list]));
   }
+}
+
+function figure(value) { return value === null || value === undefined ? "–" : Number(value).toFixed(3); }
+
+// The author's twin: the model that answers them, when it was trained, its evaluation against the base
+// model, a candidate waiting for approval, and the state of a retraining started here.
+function twinPanel(author) {
+  const twin = author.twin, model = twin.model;
+  const panel = element("div", { className: "twin" });
+  if (!model) {
+    panel.append(element("p", { textContent: "No model is promoted yet." }));
+  } else {
+    const whose = twin.own ? "Twin" : "No twin of their own yet: the shared model";
+    const when = new Date(model.trained_at).toLocaleString();
+    panel.append(element("p", { className: "twin-model",
+      textContent: `${whose} ${model.version.slice(0, 12)} (${model.kind}), trained ${when}` +
+                   (model.from_scratch ? " · the small model trained here from scratch" : "") }));
+    if (model.evaluation.length) {
+      const rows = model.evaluation.map((e) => element("tr", {}, [
+        element("td", { textContent: e.metric }), element("td", { textContent: figure(e.model) }),
+        element("td", { textContent: figure(e.base) })]));
+      panel.append(element("table", { className: "evaluation" }, [
+        element("thead", {}, [element("tr", {}, ["metric", "twin", "base"].map((h) => element("th", { textContent: h })))]),
+        element("tbody", {}, rows)]));
+    }
+  }
+  if (twin.candidate) {
+    const approve = element("button", { className: "approve", type: "button", textContent: "Approve" });
+    approve.dataset.author = author.name;
+    approve.addEventListener("click", () => approveCandidate(author.name, twin.candidate.version, approve));
+    panel.append(element("p", { className: "candidate" }, [
+      document.createTextNode(`Candidate ${twin.candidate.version.slice(0, 12)} waits for approval: ${twin.candidate.reason} `),
+      approve]));
+  }
+  if (author.training) panel.append(element("p", { className: "training", textContent: `training ${author.training}` }));
+  return panel;
+}
+
+async function startTraining(author, button) {
+  button.disabled = true;
+  try {
+    const launch = await call("/api/retrain", { method: "POST", body: JSON.stringify({ author }) });
+    notice(launch.how === "dagster" ? `Dagster training run ${launch.detail} launched: ${launch.url}`
+                                    : `training for ${author}: ${launch.detail}`);
+  } catch (error) { notice(error.message, true); }
+  button.disabled = false;
+  loadAuthors();
+}
+
+async function approveCandidate(author, version, button) {
+  button.disabled = true;
+  try {
+    const promotion = await call("/api/approve", { method: "POST", body: JSON.stringify({ author, version }) });
+    notice(`${promotion.version.slice(0, 12)} now answers for ${author}`);
+  } catch (error) { notice(error.message, true); button.disabled = false; }
+  loadAuthors();
 }
 
 async function startCollection(author, button) {
