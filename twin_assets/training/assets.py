@@ -18,8 +18,8 @@ from twin_resources.progress import ProgressReporter
 
 TRAINING = dict(partitions_def=authors, group_name="training", tags={"stage": "training"},
                 automation_condition=dg.AutomationCondition.eager())
-# One training at a time across runs: a machine's cores, or a cluster's GPUs, go to one trainer (dagster.yaml
-# gives every pool a limit of 1).
+# One training at a time across runs where the instance limits this pool (a cluster's: `dagster instance
+# concurrency set trainer 1`); the laptop's instance runs one run at a time anyway.
 TRAINER_POOL = "trainer"
 
 
