@@ -90,12 +90,16 @@ def _require_author(warehouse: Warehouse, key: str) -> UserDocument:
         raise dg.Failure(str(error)) from None
 
 
+def documents_in(client, author: UserDocument) -> list[CleanedDocument]:
+    """The author's cleaned articles and posts in an open feature store: what the datasets are made of."""
+    return [CleanedDocument(**point.payload) for category in (Category.ARTICLES, Category.POSTS)
+            if client.collection_exists(cleaned_collection(category))
+            for point in scroll_all(client, cleaned_collection(category), field_filter(author_id=author.id))]
+
+
 def author_documents(vector_store: VectorStore, author: UserDocument) -> list[CleanedDocument]:
-    """The author's cleaned articles and posts: what the datasets are made of."""
     with vector_store.read() as client:
-        return [CleanedDocument(**point.payload) for category in (Category.ARTICLES, Category.POSTS)
-                if client.collection_exists(cleaned_collection(category))
-                for point in scroll_all(client, cleaned_collection(category), field_filter(author_id=author.id))]
+        return documents_in(client, author)
 
 
 def _previous_sides(registry: Registry, partition: str) -> dict:

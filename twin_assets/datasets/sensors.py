@@ -8,7 +8,7 @@ from dataclasses import dataclass
 
 import dagster as dg
 
-from twin_assets.datasets.assets import author_documents
+from twin_assets.datasets.assets import documents_in
 from twin_assets.datasets.build import read_card
 from twin_assets.datasets.extracts import cut_extracts
 from twin_assets.datasets.split import SIDES
@@ -69,25 +69,26 @@ def build_new_writing_sensor() -> dg.SensorDefinition:
         settings, registry, now = load_settings(), model_registry.registry, time.time()
         cursor = json.loads(context.cursor) if context.cursor else {}  # author -> {at, documents} of the last request
         requests, waiting = [], []
-        for key in context.instance.get_dynamic_partitions(authors.name):
-            try:
-                author = warehouse.require_user(key)
-            except WarehouseError:
-                continue
-            held, age = dataset_documents(registry, key)
-            seen = held | set(cursor.get(key, {}).get("documents", []))
-            documents = [d for d in author_documents(vector_store, author) if d.id not in seen]
-            new = NewWriting([d.id for d in documents], sum(len(cut_extracts(d.id, d.content)) for d in documents), age)
-            last = cursor.get(key, {}).get("at")
-            reason = due_reason(new, None if last is None else (now - last) / HOUR, settings)
-            if not reason:
-                if new.documents:
-                    waiting.append(f"{key}: {new.samples} new samples")
-                continue
-            context.log.info(f"{key}: {reason}: building the datasets again")
-            requests.append(dg.RunRequest(run_key=f"{key}@{now:.0f}", partition_key=key, tags={"twin/reason": reason}))
-            # documents that make no sample never reach a dataset: remembered here so they count as new only once
-            cursor[key] = {"at": now, "documents": sorted((seen | set(new.documents)) - held)}
+        with vector_store.read() as client:  # one copy of the store for every author
+            for key in context.instance.get_dynamic_partitions(authors.name):
+                try:
+                    author = warehouse.require_user(key)
+                except WarehouseError:
+                    continue
+                held, age = dataset_documents(registry, key)
+                seen = held | set(cursor.get(key, {}).get("documents", []))
+                documents = [d for d in documents_in(client, author) if d.id not in seen]
+                new = NewWriting([d.id for d in documents], sum(len(cut_extracts(d.id, d.content)) for d in documents), age)
+                last = cursor.get(key, {}).get("at")
+                reason = due_reason(new, None if last is None else (now - last) / HOUR, settings)
+                if not reason:
+                    if new.documents:
+                        waiting.append(f"{key}: {new.samples} new samples")
+                    continue
+                context.log.info(f"{key}: {reason}: building the datasets again")
+                requests.append(dg.RunRequest(run_key=f"{key}@{now:.0f}", partition_key=key, tags={"twin/reason": reason}))
+                # documents that make no sample never reach a dataset: remembered here so they count as new only once
+                cursor[key] = {"at": now, "documents": sorted((seen | set(new.documents)) - held)}
         if not requests:
             return dg.SensorResult(skip_reason="; ".join(waiting) or "no new writing", cursor=json.dumps(cursor))
         return dg.SensorResult(run_requests=requests, cursor=json.dumps(cursor))
