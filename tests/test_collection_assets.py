@@ -143,8 +143,9 @@ def test_the_definitions_hold_the_assets_checks_jobs_and_sensor(twin_home):
     assert job_assets(repository, "training_job") == datasets | twin | {"base_model", "served_model"}
     with_gpu = build_definitions(gpu=True).get_repository_def()
     assert "exl2_model" in job_assets(with_gpu, "models_job") and "exl2_model" in job_assets(with_gpu, "main_job")
-    assert sorted(sensor.name for sensor in repository.sensor_defs) == ["alerts_sensor", "dead_runs_sensor",
-                                                                        "features_automation", "new_links_sensor"]
+    assert sorted(sensor.name for sensor in repository.sensor_defs) == [
+        "alerts_sensor", "dead_runs_sensor", "features_automation", "new_links_sensor", "new_writing_sensor",
+        "training_automation"]
 
 
 def test_a_page_is_one_authors_registering_or_crawling_it_for_another_changes_nothing(warehouse, http, site,
