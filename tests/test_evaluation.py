@@ -1,13 +1,16 @@
 """Evaluation and its gate: the decision rule, the voice score, and, on tiny models trained here, a candidate
 refused (it cannot have improved), a candidate waiting for a person's approval, and what is never served."""
 
+import json
 import subprocess
 import sys
 from pathlib import Path
 
+import dagster as dg
 import pytest
 
 from tests.fixtures.chain import FAST, LENIENT_GATE, run
+from tests.fixtures.openai_stub import stub_endpoint
 from tests.fixtures.slack_receiver import TOKEN, slack_receiver
 from tests.fixtures.tiny_models import tiny_base
 from twin_assets.alerts import post_new_alerts, start_alerts
@@ -15,10 +18,18 @@ from twin_assets.datasets.assets import instruction_dataset, preference_dataset
 from twin_assets.evaluation.assets import GATE, eval_report, promoted_model
 from twin_assets.evaluation.gate import decide
 from twin_assets.evaluation.voice import train_voice
+from twin_assets.features.assets import cleaned_documents, embedded_chunks
 from twin_assets.training.assets import dpo_model, sft_model
+from twin_resources import ProgressReporter
 from twin_resources.alerts import SlackAlerts
+from twin_resources.domain.documents import Category
 from twin_resources.domain.models import RegistryError
+from twin_resources.feature_store import chunk_collection
+from twin_resources.judge import Judge
+from twin_resources.vector_store import scroll_all
 
+# words only opik's ContextRecall prompt holds
+RECALL_PROMPT = "CONTEXTUAL UNDERSTANDING AND RESPONSE ACCURACY"
 CHAIN = [instruction_dataset, preference_dataset, sft_model, dpo_model, eval_report, promoted_model]
 CORPUS = Path(__file__).resolve().parents[1] / "twin_assets" / "demo" / "corpus"
 
@@ -103,3 +114,49 @@ def test_in_manual_mode_a_candidate_waits_for_approval(trained_home, author, ins
     assert approved.returncode == 0, approved.stderr
     assert models.promoted(author.key).version == candidate and models.candidate(author.key) is None
     assert models.promotions(author.key)[-1].reason.startswith("approved: passed its evaluation gate")
+
+
+def judge_answer(body: dict) -> tuple[int, str]:
+    """A judge on 127.0.0.1: the book's grades for our grading prompt, opik's fields for its metrics; it
+    cannot judge context recall (prose where JSON was asked for), which costs that score alone."""
+    text = json.dumps(body["messages"])
+    if "You grade an answer" in text:
+        return 200, json.dumps({"accuracy": {"analysis": "Mostly right.", "score": 2},
+                                "style": {"analysis": "Plain and precise.", "score": 3}})
+    if RECALL_PROMPT in text:
+        return 200, "I would rather not say."
+    return 200, json.dumps({"score": 0.0, "reason": ["Every claim is in the passages."],
+                            "answer_relevance_score": 0.75, "context_precision_score": 0.5})
+
+
+def test_a_configured_judge_grades_each_model_and_scores_its_grounded_answers(trained_home, author, instance):
+    store = trained_home["vector_store"]
+    assert dg.materialize([cleaned_documents, embedded_chunks], selection=[embedded_chunks], partition_key=author.key,
+                          instance=instance, resources={**trained_home, "progress": ProgressReporter()}).success
+    base = tiny_base(trained_home["model_registry"].registry).entry
+    trained_home["model_registry"].registry.record_output("base_model", None, base.version)
+    trained_home["model_registry"].registry.promote(base.version, "first model")
+    config = {**{name: {"config": FAST} for name in ("sft_model", "dpo_model")}, **LENIENT_GATE}
+    with stub_endpoint(judge_answer) as judge:
+        resources = {**trained_home, "judge": Judge(base_url=judge.url, model="stub-judge", prompts=2)}
+        result, metadata, failure = run(resources, author, instance, CHAIN, config)
+    assert result.success, failure
+    report = metadata["eval_report"]
+    assert report["judge"] == f"stub-judge at {judge.url}"
+    models = {role for role in ("candidate", "served", "base") if f"{role}_nll" in report}
+    for role in models:
+        assert report[f"{role}_accuracy"] == 2.0 and report[f"{role}_style"] == 3.0
+        assert report[f"{role}_hallucination"] == 0.0 and report[f"{role}_answer_relevance"] == 0.75
+        assert report[f"{role}_context_precision"] == 0.5 and f"{role}_context_recall" not in report
+    versions = {report[f"{role}_version"] for role in models}
+    assert report["judge_failures"] == 2 * len(versions)  # two answers each, recall unscored
+    assert "| accuracy | style | hallucination |" in report["table"] and "context_recall" not in report["table"]
+    grading = [r for r in judge.requests if "You grade an answer" in json.dumps(r["messages"])]
+    assert len(grading) == 2 * len(versions) and all(r["model"] == "stub-judge" for r in judge.requests)
+    # the RAG answers stood on the author's passages as the store holds them
+    with store.read() as client:
+        ada = [json.dumps(r.payload["content"][:60])[1:-1] for r in scroll_all(
+            client, chunk_collection(Category.ARTICLES), payload=["content"], vectors=False)]
+    judged_contexts = [r for r in judge.requests if any(chunk in json.dumps(r["messages"]) for chunk in ada)]
+    assert len(judged_contexts) >= 3 * 2 * len(versions)
+    assert trained_home["model_registry"].registry.get(report["candidate_version"]).metadata["eval_accuracy"] == 2.0

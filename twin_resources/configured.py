@@ -12,6 +12,7 @@ def resources_from_env(settings: TwinSettings | None = None) -> dict:
 
     from twin_resources.embedding import Embedder
     from twin_resources.http import HttpClient
+    from twin_resources.judge import Judge
     from twin_resources.model_io import ModelVersionIOManager
     from twin_resources.model_registry import ModelRegistry
     from twin_resources.progress import ProgressReporter
@@ -32,6 +33,9 @@ def resources_from_env(settings: TwinSettings | None = None) -> dict:
         "model_registry": registry,
         "model_io": ModelVersionIOManager(model_registry=registry),
         "llm": llm_from_env(settings=settings),
+        "judge": Judge(base_url=dagster_value("TWIN_JUDGE_BASE_URL", settings.judge_base_url),
+                       model=dagster_value("TWIN_JUDGE_MODEL", settings.judge_model),
+                       api_key=dagster_value("TWIN_JUDGE_API_KEY", ""), prompts=settings.judge_prompts),
         "http": HttpClient(),
         "progress": ProgressReporter(),
         "pipes_client": PipesSubprocessClient(),  # trainers run as child processes (a pod: PipesK8sClient)

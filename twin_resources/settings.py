@@ -93,6 +93,12 @@ class TwinSettings(BaseSettings):
     llm_api_key: SecretStr = Field(SecretStr(""), description="its API key")
     llm_concurrency: int = Field(8, ge=1, description="requests in flight at once to that endpoint (dataset "
                                                        "writers); a model loaded here answers one at a time")
+    judge_base_url: str = Field("", description="an OpenAI-compatible endpoint whose model judges the evaluation's "
+                                                "answers (accuracy, style, RAG metrics); unset: no judge")
+    judge_model: str = Field("", description="the judge's model name at that endpoint")
+    judge_api_key: SecretStr = Field(SecretStr(""), description="the judge endpoint's API key")
+    judge_prompts: int = Field(5, ge=1, description="test requests the judge scores per model (each costs a few "
+                                                    "judge calls)")
     reranker_model: str = Field("", description="a cross-encoder (hub id or directory); unset: no reranking")
     llama_cpp_dir: str = Field("", description="a llama.cpp checkout whose converter to use; unset: fetched from "
                                                "llama-cpp-python's sdist")

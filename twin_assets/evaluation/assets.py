@@ -2,21 +2,28 @@
 model, with the gate as a blocking check; `promoted_model` promotes a candidate that passed it (or, with
 TWIN_PROMOTION=manual, leaves it waiting for a person's approval)."""
 
+from contextlib import nullcontext
 from typing import Any
 
 import dagster as dg
 from pydantic import Field
 
 from twin_assets.datasets.build import read_instruction_samples
-from twin_assets.evaluation.report import EvalReport, EvalSettings, evaluate
+from twin_assets.evaluation.report import EvalReport, EvalSettings, Judging, evaluate
 from twin_assets.evaluation.scoring import DESCRIPTIONS, METRICS
 from twin_assets.metadata import markdown_table
 from twin_assets.partitions import authors
 from twin_assets.plots import bar_chart_markdown
+from twin_resources.chunk_index import ChunkIndex
+from twin_resources.domain.documents import Category
 from twin_resources.domain.models import ModelVersion
+from twin_resources.domain.search import Hit
 from twin_resources.embedding import Embedder
+from twin_resources.judge import Judge
 from twin_resources.model_registry import ModelRegistry, RegistryError
 from twin_resources.settings import load_settings
+from twin_resources.vector_store import VectorStore
+from twin_resources.warehouse import Warehouse
 
 EVALUATION = dict(partitions_def=authors, group_name="evaluation", tags={"stage": "evaluation"})
 # Automation: a new candidate is evaluated (other authors' new datasets do not re-open a decided one), and
@@ -28,6 +35,7 @@ GATE = "gate"
 GATE_DESCRIPTION = ("The candidate beats the model that serves the author now on held-out likelihood by the "
                     "margin, and regresses no other metric beyond its tolerance; a failure stops its promotion.")
 SAMPLES_SHOWN = 5
+PASSAGES = 5  # per RAG prompt, as the server retrieves by default
 
 
 class EvalConfig(dg.Config):
@@ -48,12 +56,15 @@ def _figure(value: float | None) -> str:
     return "" if value is None else f"{value:.3f}"
 
 
-def report_metadata(report: EvalReport) -> dict[str, Any]:
+def report_metadata(report: EvalReport, judge: str) -> dict[str, Any]:
     labels = {role: f"{role} {version[:12]}" for role, version in report.versions.items()}
-    rows = [[labels[role], *(_figure(report.metrics(role)[m]) for m in METRICS)] for role in report.versions]
+    # a metric no model has a figure for (the judge's, with no judge) has no column
+    shown = [m for m in METRICS if any(report.metrics(role)[m] is not None for role in report.versions)]
+    rows = [[labels[role], *(_figure(report.metrics(role)[m]) for m in shown)] for role in report.versions]
     metadata: dict[str, Any] = {
-        "table": dg.MetadataValue.md(markdown_table(["model", *METRICS], rows) + "\n\n" + "\n".join(
-            f"- **{m}**: {DESCRIPTIONS[m]}" for m in METRICS)),
+        "table": dg.MetadataValue.md(markdown_table(["model", *shown], rows) + "\n\n" + "\n".join(
+            f"- **{m}**: {DESCRIPTIONS[m]}" for m in shown)),
+        "judge": judge, "judge_failures": len(report.judge_failures),
         "gate": "passed" if report.decision.passed else "refused", "decision": report.decision.summary,
         **{f"{role}_version": version for role, version in report.versions.items()},
         "test_samples": len(report.test),
@@ -67,13 +78,26 @@ def report_metadata(report: EvalReport) -> dict[str, Any]:
         for role in report.versions:
             if (value := report.metrics(role)[metric]) is not None:
                 metadata[f"{role}_{metric}"] = dg.MetadataValue.float(value)
-    shown = report.test[:SAMPLES_SHOWN]
+    if report.judge_failures:
+        metadata["judge_failed_on"] = dg.MetadataValue.md("\n".join(f"- {f}" for f in report.judge_failures[:10]))
     answers = {role: report.figures[version].answers for role, version in report.versions.items()}
     metadata["answers"] = dg.MetadataValue.md(markdown_table(
         ["test request", "the author", *report.versions],
         [[s.instruction[:80], s.answer[:160], *(answers[role][i][:160] if i < len(answers[role]) else ""
-                                                 for role in report.versions)] for i, s in enumerate(shown)]))
+                                                 for role in report.versions)]
+         for i, s in enumerate(report.test[:SAMPLES_SHOWN])]))
     return metadata
+
+
+def author_retrieval(index: ChunkIndex, embed, author_id: str, k: int = PASSAGES):
+    """A request's top passages of the author's, over every category, as the server searches without a
+    category in the request (no query expansion, no reranking)."""
+    def retrieve(request: str) -> list[Hit]:
+        vector = embed([request])[0]
+        hits = [hit for category in Category for hit in index.search(vector, category, k, author_id)]
+        return sorted(hits, key=lambda h: -h.score)[:k]
+
+    return retrieve
 
 
 @dg.asset(kinds={"python"}, check_specs=[dg.AssetCheckSpec(GATE, asset="eval_report", blocking=True,
@@ -81,12 +105,14 @@ def report_metadata(report: EvalReport) -> dict[str, Any]:
           ins={"instruction_dataset": dg.AssetIn(partition_mapping=dg.AllPartitionMapping())},
           automation_condition=EVALUATE_NEW_CANDIDATES, **EVALUATION)
 def eval_report(context: dg.AssetExecutionContext, config: EvalConfig, model_registry: ModelRegistry,
-                embedder: Embedder, dpo_model: ModelVersion, base_model: ModelVersion,
+                embedder: Embedder, judge: Judge, warehouse: Warehouse, vector_store: VectorStore,
+                dpo_model: ModelVersion, base_model: ModelVersion,
                 instruction_dataset: dict[str, ModelVersion]) -> dg.MaterializeResult:
     """The candidate (the author's DPO model), the model that serves the author now and the base model on the
     author's held-out test split: held-out likelihood, similarity and ROUGE-L of greedy answers to the
-    author's, and a voice score. The gate (a blocking check) decides whether the candidate may be promoted;
-    its verdict is also written on the candidate's version."""
+    author's, and a voice score; with a judge configured (TWIN_JUDGE_*), its accuracy and style grades and
+    opik's RAG metrics on answers grounded in the author's retrieved passages. The gate (a blocking check)
+    decides whether the candidate may be promoted; its verdict is also written on the candidate's version."""
     registry, author = model_registry.registry, context.partition_key
     if author not in instruction_dataset:
         raise dg.Failure(f"no instruction dataset for {author}: build it first (twin datasets build)")
@@ -99,8 +125,13 @@ def eval_report(context: dg.AssetExecutionContext, config: EvalConfig, model_reg
     served = registry.get(registry.serving_version(author) or base_model.version)
     settings = EvalSettings(config.prompts, config.min_new_tokens, config.max_new_tokens, config.margin,
                             dict(config.tolerances), config.first_twin_tolerance)
-    report = evaluate(registry, dpo_model, served, base_model, own, others, embedder.embed, settings,
-                      first_twin=registry.promoted(author) is None, progress=context.log.info)
+    # the judge's RAG prompts search the author's passages as published now
+    with vector_store.read() if judge.configured else nullcontext() as client:
+        user = warehouse.require_user(author)
+        judging = None if client is None else Judging(
+            judge, author_retrieval(ChunkIndex(client), embedder.embed, user.id), user.full_name)
+        report = evaluate(registry, dpo_model, served, base_model, own, others, embedder.embed, settings,
+                          first_twin=registry.promoted(author) is None, progress=context.log.info, judging=judging)
     decision = report.decision
     registry.annotate(dpo_model.version, {
         "gate": "passed" if decision.passed else "failed", "gate_reason": decision.summary,
@@ -108,7 +139,8 @@ def eval_report(context: dg.AssetExecutionContext, config: EvalConfig, model_reg
         **{f"base_eval_{m}": v for m, v in report.metrics("base").items() if v is not None}})
     context.log.info(f"gate {'passed' if decision.passed else 'refused'}: {decision.summary}")
     return dg.MaterializeResult(
-        metadata=report_metadata(report),
+        metadata=report_metadata(report, f"{judge.model} at {judge.base_url}" if judge.configured
+                                 else "not configured (TWIN_JUDGE_BASE_URL, TWIN_JUDGE_MODEL)"),
         check_results=[dg.AssetCheckResult(check_name=GATE, passed=decision.passed,
                                            severity=dg.AssetCheckSeverity.ERROR,
                                            description=decision.summary,

@@ -5,8 +5,9 @@ and may not be worse than it by more than a tolerance on any metric, the primary
 
 from dataclasses import dataclass, field
 
+from twin_resources.domain.training import LOWER_IS_BETTER
+
 PRIMARY = "nll"
-LOWER_IS_BETTER = {"nll"}
 
 
 @dataclass

@@ -18,6 +18,12 @@ DESCRIPTIONS = {
     "similarity": "cosine similarity of a generated answer's embedding to the author's answer's",
     "rouge_l": "ROUGE-L F1 of a generated answer against the author's answer (longest common subsequence)",
     "voice": "probability that the stylometric classifier gives the generated answer to the author",
+    "accuracy": "the judge's grade of what an answer says, 1 (wrong or missing what matters) to 3 (right and complete)",
+    "style": "the judge's grade of how an answer reads as a post, 1 (stiff, academic) to 3 (plain and precise)",
+    "hallucination": "opik: the share of RAG answers the judge finds not supported by their passages (lower is better)",
+    "answer_relevance": "opik: how well a RAG answer addresses the request, 0 to 1",
+    "context_precision": "opik: how much of what the retrieved passages hold the author's answer needed, 0 to 1",
+    "context_recall": "opik: how much of the author's answer the retrieved passages cover, 0 to 1",
 }
 
 
@@ -27,6 +33,7 @@ class ModelFigures:
     metrics: dict[str, float | None]
     answers: list[str] = field(default_factory=list)  # to the first test requests
     extra_answers: list[str] = field(default_factory=list)
+    rag_answers: list[str] = field(default_factory=list)  # to RAG prompts (the request after its passages)
 
 
 def load_model(directory: Path):
@@ -69,18 +76,20 @@ def rouge_l(answers: list[str], references: list[str]) -> float:
 
 def figures_for(directory: Path, version: str, test: list[InstructionSample], prompts: int, min_new_tokens: int,
                 max_new_tokens: int, embed: Callable[[list[str]], np.ndarray],
-                also_answer: list[str] = ()) -> ModelFigures:
-    """One model's figures (the voice score comes later, from its answers): the likelihood over the whole test
-    split, the rest over its first `prompts` requests. `also_answer`: more requests to answer while the model
-    is loaded (their answers in `extra_answers`)."""
+                also_answer: list[str] = (), rag_prompts: list[list[dict]] = ()) -> ModelFigures:
+    """One model's figures (the voice score and a judge's come later, from its answers): the likelihood over
+    the whole test split, the rest over its first `prompts` requests. `also_answer`: more requests to answer
+    while the model is loaded (their answers in `extra_answers`); `rag_prompts`: conversations to answer (in
+    `rag_answers`)."""
     model, tokenizer = load_model(directory)
     nll = held_out_nll(model, tokenizer, test)
     asked = test[:prompts]
     answers = greedy_answers(model, tokenizer, [s.instruction for s in asked], max_new_tokens, min_new_tokens)
     references = [s.answer for s in asked]
-    metrics = {"nll": nll, "similarity": None, "rouge_l": None, "voice": None}
+    metrics: dict[str, float | None] = {**dict.fromkeys(METRICS), "nll": nll}
     if asked:
         metrics["similarity"] = similarity(embed, answers, references)
         metrics["rouge_l"] = rouge_l(answers, references)
     extra = greedy_answers(model, tokenizer, list(also_answer), max_new_tokens, min_new_tokens)
-    return ModelFigures(version, metrics, answers, extra)
+    grounded = greedy_answers(model, tokenizer, list(rag_prompts), max_new_tokens, min_new_tokens)
+    return ModelFigures(version, metrics, answers, extra, grounded)

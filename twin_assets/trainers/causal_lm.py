@@ -12,18 +12,21 @@ def context_length(model) -> int:
     return getattr(model.config, "max_position_embeddings", None) or CONTEXT_WHEN_UNKNOWN
 
 
-def _prompt_ids(tokenizer, request: str) -> list[int]:
-    return list(tokenizer.apply_chat_template([{"role": "user", "content": request}], add_generation_prompt=True,
-                                              return_dict=True)["input_ids"])
+def _prompt_ids(tokenizer, request: str | list[dict]) -> list[int]:
+    """A request (the user's turn) or a whole conversation (a RAG prompt), ready for the model's answer."""
+    messages = [{"role": "user", "content": request}] if isinstance(request, str) else request
+    return list(tokenizer.apply_chat_template(messages, add_generation_prompt=True, return_dict=True)["input_ids"])
 
 
-def greedy_answers(model, tokenizer, requests: list[str], max_new_tokens: int, min_new_tokens: int = 0) -> list[str]:
-    """Each request as the user's turn, answered greedily (so that two models are compared on equal terms), with
+def greedy_answers(model, tokenizer, requests: list[str] | list[list[dict]], max_new_tokens: int,
+                   min_new_tokens: int = 0) -> list[str]:
+    """Each request as the user's turn (or each conversation, when given as messages), answered greedily (so that two models are compared on equal terms), with
     repetition kept in check (a small model's greedy answer is otherwise one token over and over);
     `min_new_tokens` keeps a model that would end at once writing."""
     model.eval()
     answers = []
     for request in requests:
+        # a prompt longer than the context keeps its end: the request, after as many passages as fit
         prompt = _prompt_ids(tokenizer, request)[-(context_length(model) - 1):]
         room = max(1, min(max_new_tokens, context_length(model) - len(prompt)))
         inputs = torch.tensor([prompt], device=model.device)

@@ -28,9 +28,13 @@ class PreferenceSample(BaseModel):
     category: str = ""
 
 
-# What an evaluation scores every model on (`nll` first: the primary metric, lower is better). A candidate's
-# figures are written on its version as `eval_<metric>`, the base model's beside them as `base_eval_<metric>`.
-EVALUATION_METRICS = ("nll", "similarity", "rouge_l", "voice")
+# What an evaluation scores every model on (`nll` first: the primary metric, lower is better), then what a
+# judge scores when one is configured. A candidate's figures are written on its version as `eval_<metric>`,
+# the base model's beside them as `base_eval_<metric>`.
+OFFLINE_METRICS = ("nll", "similarity", "rouge_l", "voice")
+JUDGED_METRICS = ("accuracy", "style", "hallucination", "answer_relevance", "context_precision", "context_recall")
+EVALUATION_METRICS = OFFLINE_METRICS + JUDGED_METRICS
+LOWER_IS_BETTER = frozenset({"nll", "hallucination"})
 
 
 class EvaluationResult(BaseModel):
