@@ -24,6 +24,7 @@ from twin_resources.domain.documents import (
     RepositoryFile,
 )
 from twin_resources.embedding import Embedder
+from twin_resources.judge import Judge
 from twin_resources.llm import LLM
 from twin_resources.vector_store import field_filter, scroll_all
 
@@ -295,7 +296,7 @@ def test_new_raw_documents_trigger_the_features_automatically(warehouse, store, 
     defs = build_definitions({"warehouse": warehouse, "vector_store": store, "embedder": embedder,
                               "model_registry": ModelRegistry(home=store.home), "http": None,
                               "progress": ProgressReporter(), "llm": LLM(),
-                              "pipes_client": dg.PipesSubprocessClient()})
+                              "pipes_client": dg.PipesSubprocessClient(), "judge": Judge()})
     instance.add_dynamic_partitions("authors", [author.key])
     first = dg.evaluate_automation_conditions(defs=defs, instance=instance)
     for key in RAW_ASSETS.values():
