@@ -58,9 +58,9 @@ def test_under_the_daemon_new_writing_becomes_an_evaluated_twin_promoted_only_be
                 time.sleep(3)
             [evaluation] = finished(instance, "eval_report")
             # the evaluation's gate decides; a passed gate is followed by the promotion, a refused one never
-            [verdict] = [e for e in instance.all_logs(evaluation.run_id)
-                         if e.dagster_event and e.dagster_event.event_type_value == "ASSET_CHECK_EVALUATION"]
-            passed = verdict.dagster_event.event_specific_data.passed
+            [passed] = [e.dagster_event.event_specific_data.passed for e in instance.all_logs(evaluation.run_id)
+                        if e.dagster_event and e.dagster_event.event_type_value == "ASSET_CHECK_EVALUATION"
+                        and e.dagster_event.event_specific_data.check_name == "gate"]
             while passed and time.monotonic() < deadline and not finished(instance, "promoted_model"):
                 time.sleep(3)
             promoted = registry.promoted(author.key)
@@ -71,8 +71,10 @@ def test_under_the_daemon_new_writing_becomes_an_evaluated_twin_promoted_only_be
         [datasets] = [r for r in runs if r.job_name == "datasets_job"]
         assert datasets.status == dg.DagsterRunStatus.SUCCESS
         assert "no dataset yet" in datasets.tags["twin/reason"]  # started by new_writing_sensor
-        assert {"sft_model", "dpo_model", "eval_report"} <= targets(evaluation)  # started by automation
-        assert evaluation.tags.get("dagster/from_automation_condition") == "true"
+        automated = [r for r in runs if r.tags.get("dagster/from_automation_condition") == "true"]
+        assert evaluation.run_id in {r.run_id for r in automated}
+        assert all(r.status == dg.DagsterRunStatus.SUCCESS for r in automated if r.run_id != evaluation.run_id)
+        assert {"sft_model", "dpo_model", "eval_report"} <= {a for r in automated for a in targets(r)}
         candidate = registry.output_of("dpo_model", author.key)
         if passed:
             assert [r.status for r in finished(instance, "promoted_model")] == [dg.DagsterRunStatus.SUCCESS]
