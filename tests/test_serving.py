@@ -207,6 +207,13 @@ def test_traces_record_every_step_and_twin_traces_lists_them(server, served_home
                                                   "generation"]
     generation = trace["spans"][-1]
     assert generation["usage"]["completion_tokens"] > 0 and generation["model"] == promoted(served_home)
+    # the prompt span holds the passages as the model received them: the tiny model's context cuts or drops some
+    prompt = trace["spans"][-2]["output"]
+    received, dropped = prompt["passages"], prompt["dropped"]
+    assert len(received) + len(dropped) == 5 and (dropped or any(p["cut"] for p in received))
+    assert all(p["chars"] <= prompt["passage_chars"] for p in received)
+    system = generation["input"]["messages"][0]["content"]
+    assert [f"[{n}]" in system for n in range(1, 7)] == [n <= len(received) for n in range(1, 7)]
     assert generation["output"]["text"] == trace["output"]["answer"]
     assert trace["metadata"]["embedding_model"] and trace["metadata"]["first_token_s"] > 0
     human = subprocess.run([TWIN, "traces", "--limit", "50"], capture_output=True, text=True,
