@@ -576,6 +576,8 @@ def test_the_web_page_adds_a_link_collects_it_chats_with_sources_approves_and_re
     wait.until(lambda d: d.find_element(By.ID, "send").is_enabled())  # the stream has ended
     sources = browser.find_elements(By.CSS_SELECTOR, "#sources li.source a")
     assert all(a.get_attribute("href").startswith("https://blog.example.com/") for a in sources)
+    # "a short post" is what to write, not where to look: every category of hers was searched
+    assert browser.find_element(By.ID, "searched").text == "searched Ada Quill's writing"
     answer = browser.find_element(By.ID, "answer").get_attribute("textContent")
     notice = browser.find_element(By.ID, "notice").text
     # a random model may write nothing: the page then says so rather than show a blank answer
