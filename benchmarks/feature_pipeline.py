@@ -37,6 +37,7 @@ from twin_assets.features.pipeline import (  # noqa: E402
 from twin_resources import VectorStore, Warehouse  # noqa: E402
 from twin_resources.domain.documents import Category  # noqa: E402
 from twin_resources.embedding import Embedder  # noqa: E402
+from twin_resources.feature_store import DENSE  # noqa: E402
 from twin_resources.transfer import import_warehouse  # noqa: E402
 from twin_resources.vector_store import scroll_all  # noqa: E402
 
@@ -134,7 +135,7 @@ def stored_chunks(store: VectorStore) -> tuple[list[str], list[str], np.ndarray]
     with store.read() as client:
         records = scroll_all(client, chunk_collection(Category.ARTICLES), payload=["content", "link"], vectors=True)
     return ([r.payload["content"] for r in records], [r.payload["link"] for r in records],
-            np.array([r.vector for r in records], dtype=np.float32))
+            np.array([r.vector[DENSE] for r in records], dtype=np.float32))
 
 
 def main() -> None:

@@ -9,6 +9,7 @@ import sys
 import dagster as dg
 import numpy as np
 import pytest
+from qdrant_client.models import SparseVector
 
 from tests.test_features import CORPUS, article, read_article
 from twin_assets.features.chunking import Chunker, ChunkingConfig
@@ -17,6 +18,9 @@ from twin_assets.retrieval.assets import reranker_model
 from twin_resources import LLM, ModelRegistry, VectorStore
 from twin_resources.chunk_index import ChunkIndex
 from twin_resources.domain.documents import Category, UserDocument
+from twin_resources.feature_store import DENSE, LEXICAL
+from twin_resources.lexical import LexicalEncoder
+from twin_resources.vector_store import field_filter, scroll_all
 from twin_serving.retrieval.rerank import Reranker
 from twin_serving.retrieval.retriever import RetrievalSettings, Retriever
 from twin_serving.retrieval.self_query import match_author, match_category
@@ -57,9 +61,7 @@ def test_the_in_memory_index_ranks_exactly_like_qdrants_filtered_search(store, e
     with store.read() as client:
         index = ChunkIndex(client)
         ours = index.search(query, Category.ARTICLES, 5, author.id)
-        from twin_resources.vector_store import field_filter
-
-        theirs = client.query_points("embedded_articles", query=query.tolist(), limit=5,
+        theirs = client.query_points("embedded_articles", query=query.tolist(), using=DENSE, limit=5,
                                      query_filter=field_filter(author_id=author.id)).points
     assert [h.id for h in ours] == [str(p.id) for p in theirs]
     assert np.allclose([h.score for h in ours], [p.score for p in theirs], atol=1e-5)
@@ -73,14 +75,20 @@ def test_self_query_finds_names_and_categories():
     assert match_author("a post in Quill's voice", [ada, BO]) == ada
     assert match_author("something Ada would write", [ada, ada_b, BO]) is None  # ambiguous first name
     assert match_author("Ada Byron on engines", [ada, ada_b]) == ada_b
-    assert match_category("write a LinkedIn post about RAG") is Category.POSTS
-    assert match_category("an article on evals") is Category.ARTICLES
+    # a category narrows the search only when the request points into a kind of source
+    assert match_category("what did I say in my repositories about retries?") is Category.REPOSITORIES
+    assert match_category("summarize Bo Li's LinkedIn posts on soil") is Category.POSTS
+    assert match_category("based on her blog posts, explain chunking") is Category.ARTICLES
+    assert match_category("in his articles, how are evals run?") is Category.ARTICLES
+    # the kind of text to write is no source
+    assert match_category("write a LinkedIn post about RAG") is None
+    assert match_category("a post in Quill's voice about latency budgets") is None
     assert match_category("what do you think?") is None
 
 
 def test_a_request_naming_an_author_gets_only_their_passages_with_sources(client, embedder, warehouse, author):
     result = retriever(client, embedder, warehouse).retrieve("write an article about tomatoes in Ada Quill's voice")
-    assert result.author == author and result.category is Category.ARTICLES
+    assert result.author == author and result.category is None  # "an article" is what to write, not where
     assert result.hits and all(h.passage.author_id == author.id for h in result.hits)
     assert [s.number for s in result.sources] == list(range(1, len(result.hits) + 1))
     assert "[1]" in result.messages[0]["content"] and "Ada Quill" in result.messages[0]["content"]
@@ -129,7 +137,7 @@ def test_the_reranker_asset_fine_tunes_a_cross_encoder_that_reranks(store, clien
 def test_twin_retrieve_prints_json_passages(store, twin_home):
     environment = {**os.environ, "TWIN_HOME": str(twin_home)}
     run = subprocess.run([sys.executable, "-m", "twin_assets.cli", "retrieve", "a blog article by Bo Li on tomatoes",
-                          "--k", "2", "--json"], capture_output=True, text=True, env=environment)
+                          "--k", "2", "--per-document", "2", "--json"], capture_output=True, text=True, env=environment)
     assert run.returncode == 0, run.stderr
     passages = json.loads(run.stdout)
     assert len(passages) == 2 and {"score", "link", "author", "category", "content"} <= set(passages[0])
@@ -138,3 +146,42 @@ def test_twin_retrieve_prints_json_passages(store, twin_home):
                              capture_output=True, text=True, env=environment)
     # found nothing to do its job with: a non-zero exit with the reason, as every command does
     assert unknown.returncode == 1 and "no passages: no author named 'Nobody'" in unknown.stderr
+
+
+def test_the_in_memory_lexical_index_scores_exactly_like_qdrants_bm25_with_idf(client, author):
+    lexical = LexicalEncoder()
+    terms = lexical.query("stream the answer before the tail latency")
+    index = ChunkIndex(client)
+    ours = index.lexical_search(terms, Category.ARTICLES, 8, author.id)
+    theirs = client.query_points("embedded_articles", query=SparseVector(indices=terms[0].tolist(),
+                                 values=terms[1].tolist()), using=LEXICAL, limit=8,
+                                 query_filter=field_filter(author_id=author.id)).points
+    assert ours and np.allclose([h.score for h in ours], [p.score for p in theirs], atol=1e-4)
+    assert {h.id for h in ours if h.score > ours[-1].score} <= {str(p.id) for p in theirs}
+    assert index.lexical_search(lexical.query("zzzqqq"), Category.ARTICLES, 8, author.id) == []
+
+
+def test_a_server_is_searched_through_qdrants_own_query_api_with_the_same_results(client, embedder, warehouse):
+    """The server path (Qdrant filters and scores) run against the embedded store: the same passages."""
+    in_memory = retriever(client, embedder, warehouse)
+    through_qdrant = retriever(client, embedder, warehouse)
+    through_qdrant.index.embedded = False
+    for request in ("how do I grow tomatoes on a balcony?", "latency budgets in Ada Quill's voice"):
+        assert [h.id for h in through_qdrant.retrieve(request).hits] == [h.id for h in in_memory.retrieve(request).hits]
+
+
+def test_chunks_are_searched_with_their_title_and_heading_but_quote_the_authors_words(client, embedder, warehouse,
+                                                                                      author):
+    [chunk] = [r for r in scroll_all(client, "embedded_articles", field_filter(author_id=author.id))
+               if "People forgive a slow answer" in r.payload["content"]]
+    assert chunk.payload["title"] == "Give every stage a latency budget"
+    assert chunk.payload["heading"] == "Stream the answer"
+    assert "latency budget" not in chunk.payload["content"]  # the stored text is the author's alone
+    # a request in the title's words alone finds that document first, with one passage of it in the five
+    result = retriever(client, embedder, warehouse).retrieve("give every stage a budget, in Ada Quill's voice")
+    assert result.hits[0].passage.title == "Give every stage a latency budget"
+    assert len({h.passage.document_id for h in result.hits}) == len(result.hits)
+    several = retriever(client, embedder, warehouse).retrieve("give every stage a budget, in Ada Quill's voice",
+                                                             per_document_limit=0)
+    assert len({h.passage.document_id for h in several.hits}) < len(several.hits)
+    assert next(s for s in result.spans if s.name == "search").detail["hybrid"] is True

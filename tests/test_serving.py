@@ -207,6 +207,13 @@ def test_traces_record_every_step_and_twin_traces_lists_them(server, served_home
                                                   "generation"]
     generation = trace["spans"][-1]
     assert generation["usage"]["completion_tokens"] > 0 and generation["model"] == promoted(served_home)
+    # the prompt span holds the passages as the model received them: the tiny model's context cuts or drops some
+    prompt = trace["spans"][-2]["output"]
+    received, dropped = prompt["passages"], prompt["dropped"]
+    assert len(received) + len(dropped) == 5 and (dropped or any(p["cut"] for p in received))
+    assert all(p["chars"] <= prompt["passage_chars"] for p in received)
+    system = generation["input"]["messages"][0]["content"]
+    assert [f"[{n}]" in system for n in range(1, 7)] == [n <= len(received) for n in range(1, 7)]
     assert generation["output"]["text"] == trace["output"]["answer"]
     assert trace["metadata"]["embedding_model"] and trace["metadata"]["first_token_s"] > 0
     human = subprocess.run([TWIN, "traces", "--limit", "50"], capture_output=True, text=True,
@@ -569,6 +576,8 @@ def test_the_web_page_adds_a_link_collects_it_chats_with_sources_approves_and_re
     wait.until(lambda d: d.find_element(By.ID, "send").is_enabled())  # the stream has ended
     sources = browser.find_elements(By.CSS_SELECTOR, "#sources li.source a")
     assert all(a.get_attribute("href").startswith("https://blog.example.com/") for a in sources)
+    # "a short post" is what to write, not where to look: every category of hers was searched
+    assert browser.find_element(By.ID, "searched").text == "searched Ada Quill's writing"
     answer = browser.find_element(By.ID, "answer").get_attribute("textContent")
     notice = browser.find_element(By.ID, "notice").text
     # a random model may write nothing: the page then says so rather than show a blank answer

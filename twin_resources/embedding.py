@@ -1,11 +1,13 @@
 """The embedding model behind chunking and search: its tokenizer, its token limit and its vectors.
 
 Two backends run the same weights: fastembed (ONNX Runtime, fp32 or int8) and sentence-transformers
-(PyTorch, fp32 or bf16). `auto` picks the fastest that keeps the embeddings: PyTorch bf16 where the
-hardware computes in bf16 natively (a GPU, or a CPU with AMX/AVX512-BF16), else fastembed fp32.
+(PyTorch, fp32 or bf16). `auto` (backend and precision both) picks the fastest that keeps the embeddings,
+by measuring each on this machine once (`embedding_calibration`); with only one of them set, the other
+follows a rule: PyTorch bf16 where the hardware computes in bf16 natively, else fastembed fp32.
 """
 
 import os
+import sys
 from collections.abc import Sequence
 from functools import cached_property
 from pathlib import Path
@@ -15,6 +17,7 @@ import numpy as np
 from pydantic import Field, PrivateAttr
 from tokenizers import Tokenizer
 
+from twin_resources.embedding_calibration import Calibration, load_or_calibrate
 from twin_resources.embedding_models import ModelFiles, onnx_export, resolve_model
 from twin_resources.settings import quiet_transformers, twin_home
 
@@ -61,16 +64,30 @@ class Embedder(dg.ConfigurableResource):
             raise ValueError(f"embedding backend must be one of {', '.join(BACKENDS)}, not {self.backend!r}")
         if self.precision not in PRECISIONS:
             raise ValueError(f"embedding precision must be one of {', '.join(PRECISIONS)}, not {self.precision!r}")
+        if self.backend == "auto" and self.precision == "auto":
+            return self.calibration.backend
         if self.backend != "auto":
             return self.backend
-        return "sentence-transformers" if self.precision == "bf16" or (
-            self.precision == "auto" and native_bf16()) else "fastembed"
+        return "sentence-transformers" if self.precision == "bf16" else "fastembed"
 
     @property
     def resolved_precision(self) -> str:
+        if self.backend == "auto" and self.precision == "auto":
+            return self.calibration.precision
         if self.precision != "auto":
             return self.precision
         return "bf16" if self.resolved_backend == "sentence-transformers" and native_bf16() else "fp32"
+
+    @cached_property
+    def calibration(self) -> Calibration:
+        """This machine's measured choice for the model (see `embedding_calibration`)."""
+        def make_embedder(backend: str, precision: str):
+            return Embedder(model=self.model, backend=backend, precision=precision, batch_size=self.batch_size,
+                            threads=self.threads, home=self.home).embed
+
+        rule = ("sentence-transformers", "bf16") if native_bf16() else ("fastembed", "fp32")
+        return load_or_calibrate(self.files, make_embedder, Calibration(*rule, "by rule: no texts to measure on"),
+                                 log=lambda message: print(message, file=sys.stderr))
 
     @cached_property
     def tokenizer(self) -> Tokenizer:

@@ -7,6 +7,10 @@ from qdrant_client import QdrantClient, models
 from twin_resources.domain.documents import Category
 from twin_resources.vector_store import scroll_all
 
+# A chunk collection's two vectors: the embedding model's, and BM25 term weights (IDF applied at search)
+DENSE = "dense"
+LEXICAL = "lexical"
+
 
 def cleaned_collection(category: Category) -> str:
     return f"cleaned_{category.value}"

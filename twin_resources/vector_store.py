@@ -177,19 +177,24 @@ class VectorStore(dg.ConfigurableResource):
             shutil.rmtree(stale, ignore_errors=True)
 
 
-def ensure_collection(client: QdrantClient, name: str, dimension: int | None, indexed_fields: list[str]) -> bool:
-    """Create `name` (vectors of `dimension`, or payload only); True when it was (re)created.
+def ensure_collection(client: QdrantClient, name: str, indexed_fields: list[str],
+                      dense: tuple[str, int] | None = None, sparse: str | None = None) -> bool:
+    """Create `name` with a named dense vector (name, dimension) and a named sparse vector whose weights get
+    Qdrant's IDF at search time, or payload only; True when it was (re)created.
 
-    A collection whose vectors have another size belongs to another model: it is rebuilt.
+    A collection whose vectors differ (another model's size, or the layout before hybrid search) is rebuilt.
     """
+    vectors = {dense[0]: models.VectorParams(size=dense[1], distance=models.Distance.COSINE)} if dense else {}
+    sparse_vectors = {sparse: models.SparseVectorParams(modifier=models.Modifier.IDF)} if sparse else None
     if client.collection_exists(name):
-        current = client.get_collection(name).config.params.vectors
-        current_size = getattr(current, "size", None)
-        if current_size == dimension:
+        params = client.get_collection(name).config.params
+        current = {key: value.size for key, value in params.vectors.items()} if isinstance(params.vectors, dict) \
+            else ({"": params.vectors.size} if params.vectors is not None else {})
+        if current == {key: value.size for key, value in vectors.items()} \
+                and set(params.sparse_vectors or {}) == set(sparse_vectors or {}):
             return False
         client.delete_collection(name)
-    vectors = models.VectorParams(size=dimension, distance=models.Distance.COSINE) if dimension else {}
-    client.create_collection(name, vectors_config=vectors)
+    client.create_collection(name, vectors_config=vectors, sparse_vectors_config=sparse_vectors)
     if not is_embedded(client):  # the embedded mode has no payload indexes; it says so on every call
         for field in indexed_fields:
             client.create_payload_index(name, field, field_schema=models.PayloadSchemaType.KEYWORD)

@@ -163,9 +163,12 @@ def _schema(text: str) -> dict:
 @click.option("--expansions", default=1, show_default=True, type=click.IntRange(1, 8),
               help="Queries searched in all: the request plus reformulations by the configured LLM.")
 @click.option("--reranker", help="Cross-encoder: hub id or directory ('none' to skip; default TWIN_RERANKER_MODEL).")
+@click.option("--per-document", default=1, show_default=True, type=click.IntRange(0, 50),
+              help="Passages of one document among them at most (0: no limit).")
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON list instead of text.")
-def retrieve(request: str, author_name: str | None, k: int, expansions: int, reranker: str | None, as_json: bool):
-    """The twin's retrieval without generation: self-query, expansion, filtered search, rerank."""
+def retrieve(request: str, author_name: str | None, k: int, expansions: int, reranker: str | None, per_document: int,
+             as_json: bool):
+    """The twin's retrieval without generation: self-query, expansion, hybrid filtered search, rerank."""
     from twin_resources.configured import resources_from_env
     from twin_serving.retrieval.retriever import RetrievalSettings
     from twin_serving.retrieval.setup import configured_reranker, open_retriever
@@ -174,7 +177,7 @@ def retrieve(request: str, author_name: str | None, k: int, expansions: int, rer
         ranker = configured_reranker(reranker)
     except ValueError as error:
         fail(str(error))
-    retrieval_settings = RetrievalSettings(k=k, expansions=expansions)
+    retrieval_settings = RetrievalSettings(k=k, expansions=expansions, per_document=per_document)
     with open_retriever(resources_from_env(settings()), retrieval_settings, use_llm=expansions > 1,
                         reranker=ranker) as retriever:
         result = retriever.retrieve(request, author_name=author_name, k=k)
@@ -185,8 +188,9 @@ def retrieve(request: str, author_name: str | None, k: int, expansions: int, rer
     if as_json:
         return
     who = result.author.full_name if result.author else "every author"
+    where = result.category.value if result.category else "every category"
     timing = ", ".join(f"{s.name} {s.seconds * 1000:.0f} ms" for s in result.spans)
-    click.echo(f"{who}; {len(result.queries)} queries; {timing}")
+    click.echo(f"{who}, {where}; {len(result.queries)} queries; {timing}")
     for rank, hit in enumerate(result.hits, 1):
         p = hit.passage
         click.echo(f"{rank}. {hit.score:.3f}  {p.author_name}  {p.category.value}  {p.link}")

@@ -12,10 +12,10 @@ from dataclasses import dataclass
 
 from pydantic import BaseModel, Field
 
+from twin_resources.domain.features import is_heading
+
 # The space after a sentence's end (and its closing quote or bracket): only the space is cut out.
 SENTENCE_END = re.compile(r"(?:(?<=[.!?…])|(?<=[.!?…][\"')\]]))\s+(?=[A-Z0-9\"'(\[])")
-HEADING_MAX_CHARS = 80
-NOT_IN_HEADINGS = re.compile(r"://|[=/\\{}<>$`|]|(^| )--?[a-z]")  # links, code, command-line flags
 
 
 class ExtractConfig(BaseModel):
@@ -29,14 +29,6 @@ class Extract:
     index: int
     heading: str | None  # the section heading above the extract, when the text has one
     text: str
-
-
-def is_heading(paragraph: str) -> bool:
-    """A short line that starts like a title and does not end a sentence; a command or a link (code whose
-    fences were lost) is no heading."""
-    line = paragraph.strip()
-    return "\n" not in line and 0 < len(line) <= HEADING_MAX_CHARS and line[-1] not in ".!?…:;,\"')" \
-        and (line[0].isupper() or line[0].isdigit()) and not NOT_IN_HEADINGS.search(line)
 
 
 def _pieces(paragraph: str, max_chars: int) -> list[str]:

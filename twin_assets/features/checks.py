@@ -7,6 +7,7 @@ from twin_assets.checks import Check, CheckOutcome
 from twin_assets.features.pipeline import StepReport, chunk_collection, cleaned_collection
 from twin_resources.domain.documents import Category, UserDocument
 from twin_resources.embedding import Embedder
+from twin_resources.feature_store import DENSE
 from twin_resources.vector_store import field_filter, scroll_all
 
 COUNTS_MATCH = Check("counts_match_metadata", "The store holds exactly as many points per category as the "
@@ -62,8 +63,8 @@ def check_chunks(client: QdrantClient, embedder: Embedder, report: StepReport, a
                 over.append(f"{label}: {tokens} tokens")
             if not point.payload["content"].strip():
                 empty.append(label)
-            if len(point.vector) != embedder.dimension:
-                misshapen.append(f"{label}: {len(point.vector)} dimensions")
+            if len(point.vector[DENSE]) != embedder.dimension:
+                misshapen.append(f"{label}: {len(point.vector[DENSE])} dimensions")
             if point.payload["document_id"] not in documents:
                 orphans.append(label)
     limit, dimension = embedder.max_tokens, embedder.dimension

@@ -6,7 +6,7 @@ from twin_resources.domain.documents import Category, RawDocument, RepositoryFil
 from twin_resources.domain.features import CleanedDocument, text_hash
 
 # Bumped when cleaning changes, so every document is cleaned again once.
-CLEANER_VERSION = "2"
+CLEANER_VERSION = "3"
 
 
 def clean_document(raw: RawDocument) -> CleanedDocument:
@@ -17,7 +17,7 @@ def clean_document(raw: RawDocument) -> CleanedDocument:
         files = [RepositoryFile(path=f.path, text=clean_code(f.text)) for f in raw.content.files
                  if not looks_binary(f.text)]
         files = [f for f in files if f.text.strip()]
-        title = raw.content.name
+        title, subtitle = raw.content.name, None
         content = "\n\n".join(f"# {f.path}\n{f.text}" for f in files)
     else:
         title = raw.label
@@ -30,7 +30,8 @@ def clean_document(raw: RawDocument) -> CleanedDocument:
         content = body if not subtitle else f"{clean_prose(subtitle)}\n\n{body}"
     return CleanedDocument(
         id=raw.id, author_id=raw.author_id, author_name=raw.author_full_name, platform=raw.platform,
-        link=raw.link, category=raw.category, title=title, content=content, files=files,
+        link=raw.link, category=raw.category, title=title, subtitle=clean_prose(subtitle) if subtitle else "",
+        content=content, files=files,
         source_hash=raw.content_hash, cleaner_version=CLEANER_VERSION, content_hash=text_hash(content),
         line_keys=line_keys(content, fenced_code(raw.content.body)) if raw.category is not Category.REPOSITORIES else [],
     )

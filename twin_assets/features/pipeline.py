@@ -2,6 +2,7 @@
 embedded chunks. Work grows with what changed: unchanged raw documents are not cleaned again, and
 unchanged chunks are neither cut nor embedded again."""
 
+import re
 import time
 from collections import Counter, defaultdict
 from collections.abc import Callable
@@ -15,9 +16,18 @@ from twin_assets.features.chunking import Chunker
 from twin_assets.features.cleaned import CLEANER_VERSION, clean_document, without_repeated
 from twin_assets.features.repeated import RepeatedLines
 from twin_resources.domain.documents import Category, UserDocument
-from twin_resources.domain.features import Chunk, CleanedDocument, chunk_id, content_version, text_hash
+from twin_resources.domain.features import (
+    Chunk,
+    CleanedDocument,
+    chunk_id,
+    content_version,
+    is_heading,
+    searched_text,
+    text_hash,
+)
 from twin_resources.embedding import Embedder
-from twin_resources.feature_store import chunk_collection, cleaned_collection
+from twin_resources.feature_store import DENSE, LEXICAL, chunk_collection, cleaned_collection
+from twin_resources.lexical import LEXICAL_VERSION, LexicalEncoder
 from twin_resources.progress import ProgressReporter
 from twin_resources.vector_store import (
     delete_points,
@@ -30,6 +40,9 @@ from twin_resources.warehouse import Warehouse
 
 EMBED_SLICE = 512
 INDEXED_FIELDS = ["author_id", "document_id", "category", "platform"]
+# what a chunk's vectors are made of besides the model and the chunking: bumped, every chunk is embedded again
+SEARCHED_TEXT_VERSION = f"title-and-heading-1|{LEXICAL_VERSION}"
+PARAGRAPH = re.compile(r"[^\n]+(?:\n(?!\s*\n)[^\n]*)*")
 
 
 @dataclass
@@ -74,8 +87,12 @@ def stored_content_version(client: QdrantClient, collection: Callable[[Category]
     return content_version(pairs)
 
 
-def _point(id_: str, payload: dict, vector: list[float] | None = None) -> models.PointStruct:
+def _point(id_: str, payload: dict, vector: dict | None = None) -> models.PointStruct:
     return models.PointStruct(id=id_, vector=vector if vector is not None else {}, payload=payload)
+
+
+def _chunk_vectors(dense: np.ndarray, sparse: tuple[np.ndarray, np.ndarray]) -> dict:
+    return {DENSE: dense.tolist(), LEXICAL: models.SparseVector(indices=sparse[0].tolist(), values=sparse[1].tolist())}
 
 
 def sync_cleaned_documents(warehouse: Warehouse, client: QdrantClient, author: UserDocument,
@@ -86,7 +103,7 @@ def sync_cleaned_documents(warehouse: Warehouse, client: QdrantClient, author: U
     for category in Category:
         name = cleaned_collection(category)
         with report.timed("read"):
-            ensure_collection(client, name, None, INDEXED_FIELDS)
+            ensure_collection(client, name, INDEXED_FIELDS)
             raws = list(warehouse.documents(category, author_id=author.id))
             stored = {r.id: r.payload for r in scroll_all(client, name, field_filter(author_id=author.id),
                                                           payload=["source_hash", "cleaner_version", "line_keys",
@@ -130,14 +147,18 @@ def _cleaned_as_is(stored: dict | None, raw) -> bool:
 
 def sync_embedded_chunks(client: QdrantClient, embedder: Embedder, chunker: Chunker, author: UserDocument,
                          log: Callable[[str], None] = lambda message: None,
-                         progress: ProgressReporter | None = None) -> StepReport:
-    """Make the author's embedded chunks match their cleaned documents; embed only new text."""
+                         progress: ProgressReporter | None = None, lexical: LexicalEncoder | None = None,
+                         context: bool = True) -> StepReport:
+    """Make the author's embedded chunks match their cleaned documents; embed only new text. Each chunk gets
+    two vectors of its searched text (title, subtitle, heading, then the author's words): the model's and
+    BM25's. `context=False` searches the author's words alone (the benchmark's baseline)."""
     report = StepReport()
-    version = f"{embedder.version}|{chunker.fingerprint()}"
+    lexical = lexical or LexicalEncoder()
+    version = f"{embedder.version}|{chunker.fingerprint()}|{SEARCHED_TEXT_VERSION if context else 'words-only'}"
     for category in Category:
         name = chunk_collection(category)
         with report.timed("read"):
-            if ensure_collection(client, name, embedder.dimension, INDEXED_FIELDS):
+            if ensure_collection(client, name, INDEXED_FIELDS, dense=(DENSE, embedder.dimension), sparse=LEXICAL):
                 log(f"{name}: created for {embedder.dimension}-dimensional vectors")
             documents = [CleanedDocument(**r.payload) for r in scroll_all(
                 client, cleaned_collection(category), field_filter(author_id=author.id))]
@@ -175,13 +196,16 @@ def sync_embedded_chunks(client: QdrantClient, embedder: Embedder, chunker: Chun
                 unchanged += len(kept)
                 if kept:
                     client.set_payload(name, payload={"document_hash": document.content_hash}, points=kept, wait=True)
+        texts = [c.searched_text if context else c.content for c in wanted]
         with report.timed("embed"):
-            vectors = embed_with_progress(embedder, [c.content for c in wanted], progress or ProgressReporter(),
+            vectors = embed_with_progress(embedder, texts, progress or ProgressReporter(),
                                           f"embedding {author.full_name}'s {category.value}")
+        with report.timed("lexical"):
+            terms = lexical.documents(texts)
         report.tokens_embedded += sum(c.token_count for c in wanted)
         with report.timed("write"):
-            upsert_in_batches(client, name, [_point(c.id, c.model_dump(mode="json"), v.tolist())
-                                             for c, v in zip(wanted, vectors)])
+            upsert_in_batches(client, name, [_point(c.id, c.model_dump(mode="json"), _chunk_vectors(v, t))
+                                             for c, v, t in zip(wanted, vectors, terms)])
             delete_points(client, name, stale)
         report.added[category] = sum(1 for c in wanted if c.id not in stored)
         report.updated[category] = len(wanted) - report.added[category]
@@ -206,20 +230,42 @@ def embed_with_progress(embedder: Embedder, texts: list[str], progress: Progress
         progress.finish()
 
 
+def headings_before(text: str) -> list[tuple[int, str]]:
+    """(offset, heading) of each section heading in a prose text, in order."""
+    return [(m.start(), m.group().strip()) for m in PARAGRAPH.finditer(text) if is_heading(m.group())]
+
+
+def _heading_at(headings: list[tuple[int, str]], offset: int) -> str:
+    above = [heading for start, heading in headings if start <= offset]
+    return above[-1] if above else ""
+
+
+def _prose_pieces(text: str, chunks: list[tuple[str, int]]) -> list[tuple[str, str, int]]:
+    """(heading, chunk, tokens): each chunk (a slice of `text`, in order) under the heading above it."""
+    headings, cursor, pieces = headings_before(text), 0, []
+    for chunk, tokens in chunks:
+        start = text.find(chunk, cursor)
+        cursor = max(cursor, start)
+        pieces.append((_heading_at(headings, start), chunk, tokens))
+    return pieces
+
+
 def cut_documents(documents: list[CleanedDocument], category: Category, chunker: Chunker,
                   version: str) -> list[list[Chunk]]:
-    """Each document's chunks, in order."""
-    pieces: dict[str, list[tuple[str | None, str, int]]]
+    """Each document's chunks, in order, each with the file (code) or section heading (prose) it is under."""
+    pieces: dict[str, list[tuple[str, str, int]]]
     if category is Category.REPOSITORIES:
         pieces = {d.id: [(f.path, text, tokens) for f in d.files for text, tokens in chunker.code(f.path, f.text)]
                   for d in documents}
     else:
         chunked = chunker.prose([d.content for d in documents], category)
-        pieces = {d.id: [(None, text, tokens) for text, tokens in chunks] for d, chunks in zip(documents, chunked)}
+        pieces = {d.id: _prose_pieces(d.content, chunks) for d, chunks in zip(documents, chunked)}
+    code = category is Category.REPOSITORIES
     return [[
         Chunk(id=chunk_id(d.id, index), document_id=d.id, document_hash=d.content_hash, chunk_index=index,
-              content=text, content_hash=text_hash(text), token_count=tokens, author_id=d.author_id,
-              author_name=d.author_name, platform=d.platform, link=d.link, category=d.category, title=d.title,
-              path=path, features_version=version)
-        for index, (path, text, tokens) in enumerate(p for p in pieces[d.id] if p[1].strip())
+              content=text, content_hash=text_hash(searched_text(text, d.title, d.subtitle, above)),
+              token_count=tokens, author_id=d.author_id, author_name=d.author_name, platform=d.platform,
+              link=d.link, category=d.category, title=d.title, subtitle=d.subtitle,
+              path=above if code else None, heading="" if code else above, features_version=version)
+        for index, (above, text, tokens) in enumerate(p for p in pieces[d.id] if p[1].strip())
     ] for d in documents]

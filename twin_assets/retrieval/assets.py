@@ -8,7 +8,7 @@ from twin_assets.features.assets import embedded_chunks
 from twin_assets.models.assets import version_metadata
 from twin_assets.retrieval.reranker_training import ChunkText, RerankerSpec, train_reranker, training_pairs
 from twin_resources.embedding import Embedder
-from twin_resources.feature_store import chunk_collection, every_category
+from twin_resources.feature_store import DENSE, chunk_collection, every_category
 from twin_resources.model_registry import ModelRegistry, recipe_hash, texts_hash
 from twin_resources.vector_store import VectorStore
 
@@ -16,7 +16,7 @@ from twin_resources.vector_store import VectorStore
 def corpus_chunks(client: QdrantClient) -> list[ChunkText]:
     """Every author's embedded chunks with their vectors, in a stable order."""
     records = every_category(client, chunk_collection, ["document_id", "content"], vectors=True)
-    return [ChunkText(r.payload["document_id"], r.payload["content"], np.asarray(r.vector)) for r in records]
+    return [ChunkText(r.payload["document_id"], r.payload["content"], np.asarray(r.vector[DENSE])) for r in records]
 
 
 @dg.asset(deps=[embedded_chunks], group_name="retrieval", kinds={"pytorch"}, tags={"stage": "training"})

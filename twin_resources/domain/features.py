@@ -1,6 +1,7 @@
 """The feature store's records: cleaned documents (what training reads) and chunks (what RAG searches)."""
 
 import hashlib
+import re
 
 from pydantic import BaseModel
 
@@ -20,6 +21,7 @@ class SourceFields(BaseModel):
     link: str
     category: Category
     title: str
+    subtitle: str = ""
 
 
 class CleanedDocument(SourceFields):
@@ -47,7 +49,32 @@ class Chunk(SourceFields):
     content_hash: str
     token_count: int
     path: str | None = None  # repositories: the file the chunk comes from
+    heading: str = ""  # prose: the section heading the chunk falls under, when the text has one
     features_version: str  # embedding model and chunking settings: either changing re-embeds
+
+    @property
+    def searched_text(self) -> str:
+        return searched_text(self.content, self.title, self.subtitle, self.heading or self.path or "")
+
+
+HEADING_MAX_CHARS = 80
+NOT_IN_HEADINGS = re.compile(r"://|[=/\\{}<>$`|]|(^| )--?[a-z]")  # links, code, command-line flags
+
+
+def is_heading(paragraph: str) -> bool:
+    """A short line that starts like a title and does not end a sentence; a command or a link (code whose
+    fences were lost) is no heading."""
+    line = paragraph.strip()
+    return "\n" not in line and 0 < len(line) <= HEADING_MAX_CHARS and line[-1] not in ".!?…:;,\"')" \
+        and (line[0].isupper() or line[0].isdigit()) and not NOT_IN_HEADINGS.search(line)
+
+
+def searched_text(content: str, *context: str) -> str:
+    """What search embeds and indexes for a chunk: its document's title and subtitle and its section (or
+    file) above the author's text, so that a request in the title's words finds every chunk of it. The
+    stored and quoted text stays the author's alone."""
+    lines = [line.strip() for line in context if line.strip() and line.strip() not in content[:200]]
+    return "\n".join([*dict.fromkeys(lines), content])
 
 
 def chunk_id(document_id: str, index: int) -> str:

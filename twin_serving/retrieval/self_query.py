@@ -1,7 +1,10 @@
 """Self-query: who the request is about (and which kind of writing), read from the request itself.
 
 Names the warehouse knows are matched first: no model, microseconds. The LLM, with structured output, is
-asked only when no known name appears and one is configured.
+asked only when no known name appears and one is configured. A category narrows the search only when the
+request asks about a kind of source ("in my repositories", "from her LinkedIn posts"), never because of the
+kind of text it asks to write ("write a post about latency budgets" is grounded in whatever the author wrote
+on it, articles included).
 """
 
 import re
@@ -11,10 +14,15 @@ from twin_resources.domain.documents import Category, UserDocument
 
 # Words that name a category, most specific first.
 CATEGORY_WORDS = (
-    (Category.POSTS, r"linkedin|post|posts|tweet|thread"),
-    (Category.REPOSITORIES, r"code|repo|repository|repositories|github|function|implementation"),
-    (Category.ARTICLES, r"article|articles|blog|essay|newsletter|substack|medium"),
+    (Category.POSTS, r"linkedin|posts?|tweets?|threads?"),
+    (Category.REPOSITORIES, r"code|repos?|repository|repositories|github|projects?"),
+    (Category.ARTICLES, r"articles?|blogs?|blog posts?|essays?|newsletters?|substack|medium"),
 )
+# A source the request points into: "in my repositories", "summarize Ada Quill's LinkedIn posts", "of his blog".
+WHOSE = r"(?:my|his|her|their|your|our|the author's|[\w-]+(?: [\w-]+)?'s)"
+POINTING = r"in|from|across|among|of|through|using|based on|according to|summari[sz]e|search|quote|read|review"
+SOURCE = re.compile(r"\b(?:" + POINTING + r")\s+" + WHOSE +
+                    r"\s+(?:own\s+|published\s+|public\s+|old\s+|recent\s+)?([\w-]+)(?:(?=\s+([\w-]+)))?", re.IGNORECASE)
 
 AUTHOR_SCHEMA = {"type": "object", "properties": {"author": {"type": ["string", "null"]}},
                  "required": ["author"], "additionalProperties": False}
@@ -44,11 +52,32 @@ def match_author(request: str, authors: list[UserDocument]) -> UserDocument | No
 
 
 def match_category(request: str) -> Category | None:
-    words = _words(request)
-    for category, pattern in CATEGORY_WORDS:
-        if any(re.fullmatch(pattern, word) for word in words):
-            return category
+    """The kind of source the request asks to draw on, or None (the kind of text to write is no source)."""
+    for match in SOURCE.finditer(request):
+        first, second = match.group(1).lower(), (match.group(2) or "").lower()
+        # "blog posts" names a source as two words, "LinkedIn posts" by its first, "repositories" alone
+        for words in (f"{first} {second}", first):
+            for category, pattern in CATEGORY_WORDS:
+                if re.fullmatch(pattern, words):
+                    return category
     return None
+
+
+# "Write a LinkedIn post in Ada's voice about this: <subject>", "Draft a post as Ada about <subject>"
+WRITING = re.compile(r"\b(?:write|draft|compose|create|give me|turn|make)\b", re.IGNORECASE)
+SUBJECT_AFTER = re.compile(r":\s*|\babout(?: this)?\b:?\s*|\bon the topic of\b\s*", re.IGNORECASE)
+
+
+def request_subject(request: str) -> str:
+    """What a request to write asks to write about: the words after "about" or a colon that follows the
+    instruction; any other request is its own subject. Searching the subject alone keeps the instruction's
+    words ("write", "LinkedIn", "post", "voice") from matching passages that happen to use them."""
+    instruction = WRITING.search(request)
+    if instruction is None:
+        return request
+    after = SUBJECT_AFTER.search(request, instruction.end())
+    subject = request[after.end():].strip() if after else ""
+    return subject if len(subject) >= 3 else request
 
 
 def self_query(request: str, authors: list[UserDocument], llm=None) -> SelfQuery:

@@ -64,6 +64,7 @@ class Answer:
     first_token_s: float | None = None
     generation_started_at: float = 0.0
     error: str = ""
+    received: dict = field(default_factory=dict)  # the passages as the prompt gave them to the model
 
 
 class PromptTooLong(ValueError):
@@ -199,12 +200,13 @@ class TwinEngine:
             return error_event(503, answer.error)
         answer.model = answer.backend.model
         try:
-            answer.messages, sources = self._fit_prompt(retrieval, request, answer.backend)
+            answer.messages, sources, answer.received = self._fit_prompt(retrieval, request, answer.backend)
         except PromptTooLong as error:
             answer.error = str(error)
             return error_event(422, str(error))
         return {"event": "start", "model": answer.model, "sources": [s.as_dict() for s in sources],
-                "author": retrieval.author.full_name if retrieval.author else None}
+                "author": retrieval.author.full_name if retrieval.author else None,
+                "category": retrieval.category.value if retrieval.category else None}
 
     def _twin_author(self, twin: str) -> str | None:
         """The author a twin's name (`model: "ada-quill"`) stands for, if it names one."""
@@ -219,16 +221,18 @@ class TwinEngine:
             return self._fit_passages(retrieval, request, request.max_tokens, backend)
         longer, shorter = (min(self.settings.max_tokens, context // share) for share in (4, 8))
         try:
-            messages, sources = self._fit_passages(retrieval, request, longer, backend)
+            messages, sources, received = self._fit_passages(retrieval, request, longer, backend)
             request.max_tokens = longer
             if sources or not retrieval.hits:
-                return messages, sources
+                return messages, sources, received
         except PromptTooLong:
             pass
         request.max_tokens = shorter
         return self._fit_passages(retrieval, request, shorter, backend)
 
     def _fit_passages(self, retrieval: Retrieval, request: ChatRequest, max_tokens: int, backend):
+        """(messages, sources, what the model receives of the passages: each one's length, which were cut to
+        fit and which dropped)."""
         author = retrieval.author.full_name if retrieval.author else None
         history = [m for m in request.messages[:-1] if m["role"] in ("user", "assistant")]
         budget = (backend.context_window or 10**9) - max_tokens
@@ -239,17 +243,24 @@ class TwinEngine:
             messages = [messages[0], *history, messages[-1]]
             return messages, sources, prompt_tokens(backend, messages)
 
+        def received(chars: int) -> dict:
+            return {"passage_chars": chars, "passages": [
+                {"link": h.passage.link, "chunk_index": h.passage.chunk_index,
+                 "chars": min(len(h.passage.content), chars), "cut": len(h.passage.content) > chars} for h in hits],
+                "dropped": [{"link": h.passage.link, "chunk_index": h.passage.chunk_index}
+                            for h in retrieval.hits[len(hits):]]}
+
         while True:
             messages, sources, used = measured(PASSAGE_CHARS[0])
             if used <= budget:
-                return messages, sources
+                return messages, sources, received(PASSAGE_CHARS[0])
             # Counting tokens is the cost here: skip to the passage length the first count suggests.
             _, _, bare = measured(0) if hits else (None, None, used)
             room = (budget - bare) / max(used - bare, 1)
             for chars in [c for c in PASSAGE_CHARS[1:] if c <= PASSAGE_CHARS[0] * room * 1.2]:
                 messages, sources, used = measured(chars)
                 if used <= budget:
-                    return messages, sources
+                    return messages, sources, received(chars)
             if not hits:
                 raise PromptTooLong(f"the request needs {used} prompt tokens, but the model's context of "
                                     f"{backend.context_window} tokens leaves {budget} with "
@@ -376,8 +387,9 @@ def build_trace(answer: Answer, embedder) -> TraceRecord:
     for span in retrieval.spans if retrieval else []:
         spans.append(SpanRecord(span.name, span.started_at, span.seconds, input={"request": request.query},
                                 output=_json_safe(span.detail)))
-    if retrieval and spans:
-        spans[-1].output["sources"] = [s.link for s in retrieval.sources]
+    if retrieval and spans:  # the prompt as the model received it, after fitting it to the context
+        spans[-1].output.update(answer.received)
+        spans[-1].output["sources"] = [p["link"] for p in answer.received.get("passages", [])]
     end = time.time()
     if answer.generation_started_at:
         spans.append(SpanRecord("generation", answer.generation_started_at, end - answer.generation_started_at,

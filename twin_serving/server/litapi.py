@@ -209,7 +209,7 @@ class TwinSpec(OpenAISpec):
             "id": completion_id, "object": "chat.completion", "created": created, "model": first["model"],
             "choices": [{"index": 0, "message": {"role": "assistant", "content": text},
                          "finish_reason": end.get("finish_reason", "stop")}],
-            "usage": _usage(end), "sources": first["sources"]})
+            "usage": _usage(end), "sources": first["sources"], "retrieval": _searched(first)})
 
     async def _events(self, pipe, first: dict, completion_id: str, created: int, uid):
         def chunk(delta: dict, finish_reason=None, **extra) -> str:
@@ -219,7 +219,7 @@ class TwinSpec(OpenAISpec):
             return f"data: {json.dumps(body)}\n\n"
 
         try:
-            yield chunk({"role": "assistant", "content": ""}, sources=first["sources"])
+            yield chunk({"role": "assistant", "content": ""}, sources=first["sources"], retrieval=_searched(first))
             while (event := await self._next_event(pipe)) is not None:
                 if event["event"] == "delta":
                     yield chunk({"content": event["text"]})
@@ -244,6 +244,11 @@ class TwinSpec(OpenAISpec):
             self.response_buffer.pop(uid, None)
         sources = [{key: s[key] for key in ("link", "title", "author", "score")} for s in first["sources"]]
         return {"answer": text, "sources": sources, "model": first["model"]}
+
+
+def _searched(first: dict) -> dict:
+    """Whose writing was searched, and in which category (None: every one), as self-query read the request."""
+    return {"author": first.get("author"), "category": first.get("category")}
 
 
 def _usage(end: dict) -> dict:

@@ -160,6 +160,7 @@ $("chat-form").addEventListener("submit", async (event) => {
   notice("");
   $("answer").textContent = "";
   $("sources").replaceChildren();
+  $("searched").textContent = "";
   const request = { model: "twin", stream: true, messages: [{ role: "user", content: $("prompt").value }] };
   if ($("chat-author").value) request.metadata = { author: $("chat-author").value };
   try {
@@ -171,6 +172,10 @@ $("chat-form").addEventListener("submit", async (event) => {
     await readEvents(response.body, (chunk) => {
       if (chunk.error) throw new Error(chunk.error.message);
       if (chunk.sources) showSources(chunk.sources);
+      if (chunk.retrieval) {
+        const { author, category } = chunk.retrieval;
+        $("searched").textContent = `searched ${author ? author + "'s" : "every author's"} ${category || "writing"}`;
+      }
       const delta = chunk.choices && chunk.choices[0] && chunk.choices[0].delta;
       if (delta && delta.content) $("answer").textContent += delta.content;
     });
