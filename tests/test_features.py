@@ -255,6 +255,16 @@ def test_fastembed_onnx_and_sentence_transformers_give_the_same_vectors(embedder
         Embedder(home=embedder.home, backend="nope").embed(texts)
 
 
+def test_slices_embedded_in_length_order_come_back_in_the_order_given(embedder, monkeypatch):
+    from twin_assets.features import pipeline
+
+    monkeypatch.setattr(pipeline, "EMBED_SLICE", 2)
+    texts = ["a much longer text about evaluation sets and what goes in a row of one", "short", "medium text here",
+             "x", "another fairly long sentence about quantization and memory bandwidth"]
+    vectors = pipeline.embed_with_progress(embedder, texts, ProgressReporter(), "test")
+    assert np.allclose(vectors, embedder.embed(texts), atol=1e-5)
+
+
 def test_auto_is_the_fastest_backend_within_the_quality_floor_measured_once_per_machine(embedder, tmp_path,
                                                                                       monkeypatch):
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))  # where platformdirs puts the user's cache

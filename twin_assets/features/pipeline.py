@@ -216,16 +216,20 @@ def sync_embedded_chunks(client: QdrantClient, embedder: Embedder, chunker: Chun
 
 
 def embed_with_progress(embedder: Embedder, texts: list[str], progress: ProgressReporter, label: str) -> np.ndarray:
-    """Vectors for `texts`, a slice at a time so a bar can move; slices are large enough to batch well."""
+    """Vectors for `texts`, a slice at a time so a bar can move; slices are large enough to batch well, and
+    cut from the texts sorted by length, so each batch pads as little as one call over them all would."""
     if not texts:
         return embedder.embed([])
+    order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
     progress.start(len(texts), label, unit="chunk")
     try:
         parts = []
         for start in range(0, len(texts), EMBED_SLICE):
-            parts.append(embedder.embed(texts[start:start + EMBED_SLICE]))
+            parts.append(embedder.embed([texts[i] for i in order[start:start + EMBED_SLICE]]))
             progress.advance(steps=len(parts[-1]))
-        return np.concatenate(parts)
+        vectors = np.empty((len(texts), parts[0].shape[1]), dtype=np.float32)
+        vectors[order] = np.concatenate(parts)
+        return vectors
     finally:
         progress.finish()
 
