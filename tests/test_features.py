@@ -262,7 +262,9 @@ def test_slices_embedded_in_length_order_come_back_in_the_order_given(embedder, 
     texts = ["a much longer text about evaluation sets and what goes in a row of one", "short", "medium text here",
              "x", "another fairly long sentence about quantization and memory bandwidth"]
     vectors = pipeline.embed_with_progress(embedder, texts, ProgressReporter(), "test")
-    assert np.allclose(vectors, embedder.embed(texts), atol=1e-5)
+    # row i is text i's vector (int8's dynamic quantization moves a vector slightly with its batch's company)
+    similarity = vectors @ embedder.embed(texts).T
+    assert list(similarity.argmax(axis=1)) == list(range(len(texts))) and similarity.diagonal().min() > 0.97
 
 
 def test_auto_is_the_fastest_backend_within_the_quality_floor_measured_once_per_machine(embedder, tmp_path,
