@@ -213,7 +213,7 @@ def main() -> None:
         queries = known_item_queries(warehouse)
         query_texts, answers = [q for q, _ in queries], [a for _, a in queries]
         fp32 = Embedder(home=str(home), backend="sentence-transformers", precision="fp32")
-        fp32_vectors = fp32.embed(texts)
+        fp32_vectors = fp32.embed(searched_texts(store))  # what the pipeline embedded, in fp32
         results["quality"] = {
             "queries": len(queries),
             "fast": retrieval_quality(embedder.embed(query_texts), answers, vectors, links),

@@ -5,6 +5,7 @@ Every step is timed and recorded as a span, which the serving layer sends to its
 
 import re
 import time
+from collections import Counter
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
@@ -77,14 +78,12 @@ def per_document(hits: list[Hit], k: int, limit: int) -> list[Hit]:
     """The first `k` hits with at most `limit` from one document (0: any number)."""
     if limit <= 0:
         return hits[:k]
-    taken: dict[str, int] = {}
+    taken: Counter[str] = Counter()
     chosen = []
     for hit in hits:
-        if taken.get(hit.passage.document_id, 0) < limit:
-            taken[hit.passage.document_id] = taken.get(hit.passage.document_id, 0) + 1
+        if taken[hit.passage.document_id] < limit and len(chosen) < k:
+            taken[hit.passage.document_id] += 1
             chosen.append(hit)
-            if len(chosen) == k:
-                break
     return chosen
 
 
