@@ -185,3 +185,17 @@ def test_chunks_are_searched_with_their_title_and_heading_but_quote_the_authors_
                                                              per_document_limit=0)
     assert len({h.passage.document_id for h in several.hits}) < len(several.hits)
     assert next(s for s in result.spans if s.name == "search").detail["hybrid"] is True
+
+
+def test_a_store_embedded_before_hybrid_search_asks_for_twin_features():
+    from qdrant_client import QdrantClient, models
+
+    from twin_resources.vector_store import VectorStoreError
+
+    old = QdrantClient(":memory:")
+    old.create_collection("embedded_articles", vectors_config=models.VectorParams(size=3, distance=models.Distance.COSINE))
+    payload = {"document_id": "d", "author_id": "a", "author_name": "Ada", "category": "articles", "link": "l",
+               "title": "t", "chunk_index": 0, "content": "c"}
+    old.upsert("embedded_articles", [models.PointStruct(id=1, vector=[1.0, 0.0, 0.0], payload=payload)])
+    with pytest.raises(VectorStoreError, match="run `twin features`"):
+        ChunkIndex(old).search(np.array([1.0, 0.0, 0.0]), Category.ARTICLES, 5)

@@ -19,7 +19,7 @@ from scipy import sparse
 from twin_resources.domain.documents import Category
 from twin_resources.domain.search import PASSAGE_FIELDS, Hit, Passage
 from twin_resources.feature_store import DENSE, LEXICAL, chunk_collection
-from twin_resources.vector_store import field_filter, is_embedded, scroll_all
+from twin_resources.vector_store import VectorStoreError, field_filter, is_embedded, scroll_all
 
 PAYLOAD = list(PASSAGE_FIELDS)
 Terms = tuple[np.ndarray, np.ndarray]  # a sparse vector: (term indices, weights)
@@ -49,6 +49,9 @@ class _Matrix:
                          key=lambda r: (r.payload["author_id"], str(r.id)))
         if not records:
             return cls(np.zeros((0, 1), np.float32), [], [])
+        if not isinstance(records[0].vector, dict):
+            raise VectorStoreError(f"{name} was embedded before hybrid search (one unnamed vector per chunk): "
+                                   "run `twin features` to embed it again")
         vectors = np.asarray([r.vector[DENSE] for r in records], dtype=np.float32)
         vectors /= np.linalg.norm(vectors, axis=1, keepdims=True).clip(min=1e-12)
         slices, start = {}, 0
