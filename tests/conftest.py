@@ -6,6 +6,7 @@ import dagster as dg
 import pytest
 
 from tests.fixtures.chain import prepared_home
+from tests.fixtures.servers import moto_s3, postgres_bin, postgres_cluster, s3_client
 from tests.fixtures.site import fixture_site
 from tests.fixtures.tiny_models import tiny_base
 from twin_resources import HttpClient, Warehouse
@@ -121,3 +122,22 @@ def openai_server(ggufs):
 
     with llama_cpp_server(ggufs[0]["q8_0"].file(".gguf"), alias="twin-tiny") as url:
         yield url
+
+
+@pytest.fixture(scope="session")
+def s3_endpoint(tmp_path_factory) -> str:
+    """moto's S3 server for the session, with the buckets the tests use."""
+    with moto_s3(tmp_path_factory.mktemp("moto")) as endpoint:
+        for bucket in ("twin-models", "twin-logs"):
+            s3_client(endpoint).create_bucket(Bucket=bucket)
+        yield endpoint
+
+
+@pytest.fixture(scope="session")
+def postgres() -> dict:
+    """A PostgreSQL server for the session: the DAGSTER_PG_* variables that reach it."""
+    if postgres_bin() is None:
+        pytest.skip("PostgreSQL's server binaries are not installed (Debian: apt-get install postgresql; "
+                    ".ci/run installs them)")
+    with postgres_cluster() as variables:
+        yield variables

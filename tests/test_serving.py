@@ -38,6 +38,15 @@ TWIN = str(Path(sys.executable).with_name("twin"))
 def served_home(tmp_path_factory, embedder) -> Path:
     """Ada's articles in the warehouse and the vector store, and a tiny Llama promoted in the registry."""
     home = tmp_path_factory.mktemp("served") / "twin-home"
+    features_for_ada(home, embedder)
+    registry = default_registry(str(home))
+    base = build_tiny_base(registry, corpus_texts(), TinyLlamaSpec(**TINY)).entry
+    registry.promote(base.version, reason="the test's base model")
+    return home
+
+
+def features_for_ada(home: Path, embedder) -> None:
+    """Ada's articles in the warehouse under `home`, cleaned and embedded into its vector store."""
     warehouse = Warehouse(home=str(home)).connect()
     warehouse.upsert_user(ADA)
     for path in sorted(CORPUS.glob("*.md")):
@@ -47,10 +56,6 @@ def served_home(tmp_path_factory, embedder) -> Path:
         sync_cleaned_documents(warehouse, client, ADA)
         sync_embedded_chunks(client, embedder, chunker, ADA)
     warehouse.close()
-    registry = default_registry(str(home))
-    base = build_tiny_base(registry, corpus_texts(), TinyLlamaSpec(**TINY)).entry
-    registry.promote(base.version, reason="the test's base model")
-    return home
 
 
 def server_environment(home: Path, **extra) -> dict:
@@ -223,9 +228,9 @@ def test_traces_record_every_step_and_twin_traces_lists_them(server, served_home
     assert any(t["query"] == "Why do evals come before models?" for t in page)
 
 
-def register_variant(home: Path, source: str, broken: bool = False) -> str:
+def register_variant(home: Path, source: str, broken: bool = False, registry=None) -> str:
     """Another version: the same weights with one more file, or a directory transformers cannot load."""
-    registry = default_registry(str(home))
+    registry = registry or default_registry(str(home))
     with registry.staging() as staged:
         shutil.copytree(registry.get(source).path, staged, dirs_exist_ok=True)
         (staged / "variant.txt").write_text(str(time.time()))

@@ -8,6 +8,7 @@ join the jobs only where a GPU is present (TWIN_GPU).
 """
 
 import dagster as dg
+from dagster_k8s import k8s_job_executor
 
 from twin_assets import collection, datasets, evaluation, features, models, retrieval, training
 from twin_assets.alerts import build_alerts_sensor
@@ -30,6 +31,7 @@ def build_definitions(resources: dict | None = None, gpu: bool | None = None) ->
     if "alerts" not in resources:
         resources = {**resources, "alerts": slack_alerts(in_dagster=True)}
     unavailable = dg.AssetSelection.all() - GPU_ASSETS if not gpu else dg.AssetSelection.all()
+    cluster = load_settings().deployment == "cluster"
     model_wide = dg.AssetSelection.groups("models") & unavailable
     jobs = [
         dg.define_asset_job("main_job", selection=unavailable - RERANKER,
@@ -44,12 +46,14 @@ def build_definitions(resources: dict | None = None, gpu: bool | None = None) ->
                                                                                   models.served_model)) & unavailable,
                             description="One author's twin from the features: datasets, the base model when "
                                         "missing, SFT, DPO, the evaluation and its gate, and the author's "
-                                        "promotion (`twin train`)."),
+                                        "promotion (`twin train`). In a cluster each step is a pod.",
+                            tags={"stage": "training"},  # what a cluster's run queue limits
+                            executor_def=k8s_job_executor if cluster else None),
         dg.define_asset_job("reranker_job", selection=RERANKER,
                             description="Fine-tune the cross-encoder reranker on every author's chunks."),
     ]
     sensors = [build_alerts_sensor(load_settings().serve.dagster_url)]
-    if load_settings().deployment == "local":
+    if not cluster:
         sensors.append(build_dead_runs_sensor())
     return dg.Definitions.merge(
         collection.defs,

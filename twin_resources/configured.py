@@ -8,8 +8,6 @@ from twin_resources.settings import TwinSettings, dagster_value, load_settings
 
 def resources_from_env(settings: TwinSettings | None = None) -> dict:
     """Every resource, configured from `settings` (default: the environment's)."""
-    from dagster import PipesSubprocessClient
-
     from twin_resources.embedding import Embedder
     from twin_resources.http import HttpClient
     from twin_resources.judge import Judge
@@ -21,7 +19,7 @@ def resources_from_env(settings: TwinSettings | None = None) -> dict:
 
     settings = settings or load_settings()
     home = dagster_value("TWIN_HOME", str(settings.twin_home))
-    registry = ModelRegistry(home=home)
+    registry = ModelRegistry(home=home, url=dagster_value("TWIN_REGISTRY_URL", ""))
     return {
         "warehouse": Warehouse(uri=dagster_value("MONGODB_URI", ""), home=home),
         "vector_store": VectorStore(url=dagster_value("QDRANT_URL", ""), api_key=dagster_value("QDRANT_API_KEY", ""),
@@ -38,9 +36,20 @@ def resources_from_env(settings: TwinSettings | None = None) -> dict:
                        api_key=dagster_value("TWIN_JUDGE_API_KEY", ""), prompts=settings.judge_prompts),
         "http": HttpClient(),
         "progress": ProgressReporter(),
-        "pipes_client": PipesSubprocessClient(),  # trainers run as child processes (a pod: PipesK8sClient)
+        "pipes_client": trainer_pipes(settings),
         "alerts": slack_alerts(settings, in_dagster=True),
     }
+
+
+def trainer_pipes(settings: TwinSettings):
+    """How trainers start: as child processes beside the step, or as pods of their own (in-cluster config)."""
+    if settings.trainer_launch == "k8s":
+        from dagster_k8s import PipesK8sClient
+
+        return PipesK8sClient(load_incluster_config=True)
+    from dagster import PipesSubprocessClient
+
+    return PipesSubprocessClient()
 
 
 def slack_alerts(settings: TwinSettings | None = None, in_dagster: bool = False):

@@ -71,10 +71,21 @@ class TwinSettings(BaseSettings):
     embedding_backend: Literal["auto", "fastembed", "sentence-transformers"] = Field(
         "auto", description="ONNX Runtime or PyTorch; auto picks the fastest that keeps the embeddings")
     embedding_precision: Literal["auto", "fp32", "int8", "bf16"] = Field("auto", description="embedding precision")
+    registry_url: str = Field("", description="s3://bucket/prefix: the model registry every pod shares (any "
+                                              "S3-compatible store: AWS_ENDPOINT_URL); unset: under TWIN_HOME")
     base_model: str = Field("", description="hub id or directory of the base model; unset: a small Llama trained "
                                             "here from the cleaned documents")
     trainer: Literal["trl", "axolotl"] = Field("trl", description="who fine-tunes: trl in this environment, or "
                                                                 "axolotl in its own (make axolotl-env)")
+    trainer_launch: Literal["subprocess", "k8s"] = Field(
+        "subprocess", description="`subprocess`: the trainer runs beside the step (a GPU step pod in a cluster); "
+                                  "`k8s`: each training is a pod of its own (PipesK8sClient) with a GPU")
+    trainer_image: str = Field("", description="the trainer pods' image (TWIN_TRAINER_LAUNCH=k8s): the GPU image "
+                                               "built from deploy/docker/trainer.Dockerfile")
+    gpu_node_selector: str = Field("", description="label=value of the cluster's GPU nodes, for training pods "
+                                                   "(e.g. nvidia.com/gpu.present=true); unset: any node")
+    home_claim: str = Field("", description="the PersistentVolumeClaim holding TWIN_HOME in a cluster: trainer "
+                                            "pods mount it where the step pod has it, to read and write models")
     promotion: Literal["auto", "manual"] = Field(
         "auto", description="`auto`: a fine-tuned model that passed its evaluation gate is promoted for its author; "
                             "`manual`: it waits for `twin models approve VERSION --author NAME`")
@@ -131,6 +142,8 @@ class TwinSettings(BaseSettings):
             if missing:
                 raise ValueError(f"TWIN_DEPLOYMENT=cluster needs {' and '.join(missing)}: a pod's embedded "
                                  "store would vanish with it")
+        if self.trainer_launch == "k8s" and not self.trainer_image:
+            raise ValueError("TWIN_TRAINER_LAUNCH=k8s needs TWIN_TRAINER_IMAGE: the image trainer pods run")
         return self
 
     @property

@@ -10,17 +10,21 @@ from twin_assets.models.assets import gguf_check_spec, gguf_export_result, versi
 from twin_assets.models.exports import GgufConfig
 from twin_assets.partitions import authors
 from twin_assets.plots import line_plot_markdown
+from twin_assets.training.pods import gpu_step_tags
 from twin_assets.training.run import StageOutcome, train_stage
 from twin_assets.training.settings import TrainingConfig
 from twin_resources.domain.models import ModelVersion
 from twin_resources.model_registry import ModelRegistry
 from twin_resources.progress import ProgressReporter
+from twin_resources.settings import load_settings
 
 TRAINING = dict(partitions_def=authors, group_name="training", tags={"stage": "training"},
                 automation_condition=dg.AutomationCondition.eager())
 # One training at a time across runs where the instance limits this pool (a cluster's: `dagster instance
 # concurrency set trainer 1`); the laptop's instance runs one run at a time anyway.
 TRAINER_POOL = "trainer"
+# In a cluster under k8s_job_executor, each training step is a pod with a GPU (unless the trainer has its own)
+GPU_STEP = gpu_step_tags(load_settings())
 
 
 def _curve(history: list[dict], key: str) -> tuple[list[float], list[float]]:
@@ -43,9 +47,9 @@ def stage_metadata(outcome: StageOutcome) -> dict:
     return metadata
 
 
-@dg.asset(io_manager_key="model_io", kinds={"pytorch"}, pool=TRAINER_POOL, **TRAINING)
+@dg.asset(io_manager_key="model_io", kinds={"pytorch"}, pool=TRAINER_POOL, op_tags=GPU_STEP, **TRAINING)
 def sft_model(context: dg.AssetExecutionContext, config: TrainingConfig, model_registry: ModelRegistry,
-              pipes_client: dg.PipesSubprocessClient, progress: dg.ResourceParam[ProgressReporter], base_model: ModelVersion,
+              pipes_client: dg.ResourceParam[dg.PipesClient], progress: dg.ResourceParam[ProgressReporter], base_model: ModelVersion,
               instruction_dataset: ModelVersion) -> dg.Output[ModelVersion]:
     """A LoRA adapter on the base model, trained on the author's instruction train split with the chat
     template serving uses (loss on the answer only, eval loss on the test split), merged. Kind `sft`, with
@@ -55,9 +59,9 @@ def sft_model(context: dg.AssetExecutionContext, config: TrainingConfig, model_r
     return dg.Output(outcome.entry, metadata=stage_metadata(outcome), data_version=dg.DataVersion(outcome.entry.version))
 
 
-@dg.asset(io_manager_key="model_io", kinds={"pytorch"}, pool=TRAINER_POOL, **TRAINING)
+@dg.asset(io_manager_key="model_io", kinds={"pytorch"}, pool=TRAINER_POOL, op_tags=GPU_STEP, **TRAINING)
 def dpo_model(context: dg.AssetExecutionContext, config: TrainingConfig, model_registry: ModelRegistry,
-              pipes_client: dg.PipesSubprocessClient, progress: dg.ResourceParam[ProgressReporter], sft_model: ModelVersion,
+              pipes_client: dg.ResourceParam[dg.PipesClient], progress: dg.ResourceParam[ProgressReporter], sft_model: ModelVersion,
               preference_dataset: ModelVersion) -> dg.Output[ModelVersion]:
     """A new LoRA adapter on the merged SFT model, trained on the author's preference triples (DPO, the
     SFT model as reference), merged. Kind `dpo`, with the SFT model as parent and the dataset version;

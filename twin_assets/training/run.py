@@ -11,6 +11,7 @@ from pathlib import Path
 
 import dagster as dg
 
+from twin_assets.training.pods import run_trainer
 from twin_assets.training.settings import TrainingConfig, check_sections
 from twin_resources.domain.models import ModelVersion
 from twin_resources.domain.templates import CHAT_TEMPLATE
@@ -52,7 +53,7 @@ class StageOutcome:
 
 
 def train_stage(context: dg.AssetExecutionContext, stage: str, config: TrainingConfig, start: ModelVersion,
-                dataset: ModelVersion, registry: Registry, pipes: dg.PipesSubprocessClient, author_key: str,
+                dataset: ModelVersion, registry: Registry, pipes: dg.PipesClient, author_key: str,
                 progress_bar: bool = False) -> StageOutcome:
     try:
         check_sections(config)
@@ -76,7 +77,7 @@ def train_stage(context: dg.AssetExecutionContext, stage: str, config: TrainingC
         extras = {"stage": stage, "model": str(start.path), "data": str(dataset.path), "output": str(staged),
                   "chat_template": CHAT_TEMPLATE, "progress_bar": progress_bar, **settings}
         try:
-            pipes.run(context=context, command=command, extras=extras, env=env)
+            run_trainer(pipes, context, command, extras, env, load_settings())
         except Exception as error:  # Dagster's DagsterPipesExecutionError is not public API
             failure = staged / "failure.txt"
             reason = failure.read_text().strip() if failure.is_file() else _reason(error)

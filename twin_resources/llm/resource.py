@@ -39,6 +39,7 @@ class LLM(dg.ConfigurableResource):
     home: str = ""
     registry_root: str = ""
     _backend: ChatBackend | None = PrivateAttr(default=None)
+    _opened_registry: Registry | None = PrivateAttr(default=None)
 
     def open(self) -> ChatBackend:
         """The backend, loaded on first use and kept."""
@@ -75,7 +76,7 @@ class LLM(dg.ConfigurableResource):
         except RegistryError as error:
             raise LLMError(str(error)) from None
         if entry is None:
-            raise LLMError(f"no model is promoted in {registry.root}: materialize base_model or run "
+            raise LLMError(f"no model is promoted in {registry.location}: materialize base_model or run "
                            "`twin models promote VERSION`")
         return model_path(entry), entry.version
 
@@ -137,7 +138,9 @@ class LLM(dg.ConfigurableResource):
         return LLM(**{**{name: getattr(self, name) for name in type(self).model_fields}, **overrides})
 
     def _registry(self) -> Registry:
-        return default_registry(self.home, self.registry_root)
+        if self._opened_registry is None:  # once: an S3 registry's client is slow to make
+            self._opened_registry = default_registry(self.home, self.registry_root)
+        return self._opened_registry
 
     def sampling(self, **overrides) -> Sampling:
         values = {"max_tokens": self.max_tokens, "temperature": self.temperature, **overrides}

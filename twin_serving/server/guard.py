@@ -8,7 +8,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException
 
-PUBLIC_PATHS = ("/", "/favicon.ico")  # the page itself; everything it calls needs the key
+PUBLIC_PATHS = ("/", "/favicon.ico", "/livez", "/readyz")  # the page and the probes; what the page calls needs the key
 PUBLIC_PREFIXES = ("/static/",)
 
 

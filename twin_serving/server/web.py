@@ -104,8 +104,23 @@ def build_routes(settings: ServeSettings, workers_ready) -> APIRouter:
     def script():
         return Response(app_js, media_type="text/javascript")
 
+    @router.get("/livez", include_in_schema=False)
+    def alive():
+        """Kubernetes' liveness probe: the process answers (public, says nothing else)."""
+        return {"alive": True}
+
+    @router.get("/readyz", include_in_schema=False)
+    def ready():
+        """Kubernetes' readiness probe: /health's verdict without its details (public: probes send no key)."""
+        healthy = health_report()[1]
+        return JSONResponse({"ready": healthy}, status_code=200 if healthy else 503)
+
     @router.get("/health")
     def health():
+        report, healthy = health_report()
+        return JSONResponse(report, status_code=200 if healthy else 503)
+
+    def health_report() -> tuple[dict, bool]:
         report: dict = {"status": "ok", "workers_ready": bool(workers_ready())}
         with backstage._lock:
             try:
@@ -124,7 +139,7 @@ def build_routes(settings: ServeSettings, workers_ready) -> APIRouter:
         healthy = report["workers_ready"] and report["warehouse"] == "ok" and report["model"] \
             and report["vector_store"] in ("ok", "empty")
         report["status"] = "ok" if healthy else "degraded"
-        return JSONResponse(report, status_code=200 if healthy else 503)
+        return report, bool(healthy)
 
     @router.get("/v1/models")
     def models():
