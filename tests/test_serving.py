@@ -364,6 +364,9 @@ def test_with_a_key_and_opik_every_request_is_authorized_traced_to_opik_and_sigt
         wrong = requests.get(f"{server.url}/v1/models", headers={"Authorization": "Bearer nope"}, timeout=10)
         assert wrong.status_code == 401
         assert requests.get(f"{server.url}/", timeout=10).ok  # the page loads; it asks for the key
+        # Kubernetes' probes send no key: they get a verdict, never the report
+        assert requests.get(f"{server.url}/livez", timeout=10).json() == {"alive": True}
+        assert requests.get(f"{server.url}/readyz", timeout=10).json() == {"ready": True}
         with pytest.raises(openai.AuthenticationError):
             client(server).models.list()
         keyed = openai.OpenAI(base_url=f"{server.url}/v1", api_key="s3cret", max_retries=0, timeout=60)

@@ -206,7 +206,7 @@ class Registry:
         """Every channel with a promotion: `default` first, then authors' keys."""
         found = {key.removeprefix("promotions/").removesuffix(".json") for key in self.storage.keys("promotions/")
                  if key.endswith(".json") and key.count("/") == 1}
-        if self.storage.read(LEGACY_PROMOTIONS) is not None:
+        if not self.storage.remote and self.storage.read(LEGACY_PROMOTIONS) is not None:
             found.add(DEFAULT_CHANNEL)
         return sorted(found, key=lambda c: (c != DEFAULT_CHANNEL, c))
 

@@ -89,11 +89,15 @@ class LocalStorage:
         (self.root / key).unlink(missing_ok=True)
 
     def keys(self, prefix: str) -> list[str]:
-        folder = self.root / prefix if prefix.endswith("/") else (self.root / prefix).parent
+        base = self.root / prefix
+        folder, stem = (base, "") if prefix.endswith("/") else (base.parent, base.name)
         if not folder.is_dir():
             return []
-        return sorted(key for path in folder.rglob("*")
-                      if path.is_file() and (key := path.relative_to(self.root).as_posix()).startswith(prefix))
+        found = []
+        for entry in folder.glob(f"{stem}*"):  # only the entries the prefix names are walked
+            paths = entry.rglob("*") if entry.is_dir() else [entry]
+            found += [path.relative_to(self.root).as_posix() for path in paths if path.is_file()]
+        return sorted(found)
 
     def publish(self, key: str, directory: Path) -> None:
         pass  # the registry moved the files to their place under root already
