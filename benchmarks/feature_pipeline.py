@@ -31,8 +31,10 @@ from twin_assets.features.chunking import Chunker, ChunkingConfig  # noqa: E402
 from twin_assets.features.pipeline import (  # noqa: E402
     chunk_collection,
     cut_documents,
+    document_context,
     sync_cleaned_documents,
     sync_embedded_chunks,
+    with_documents,
 )
 from twin_resources import VectorStore, Warehouse  # noqa: E402
 from twin_resources.domain.documents import Category  # noqa: E402
@@ -139,10 +141,27 @@ def stored_chunks(store: VectorStore) -> tuple[list[str], list[str], np.ndarray]
             np.array([r.vector[DENSE] for r in records], dtype=np.float32))
 
 
-def searched_texts(store: VectorStore) -> list[str]:
-    """What the pipeline embedded for each stored chunk: its title, subtitle and heading, then its words."""
+def embedded_texts(store: VectorStore) -> tuple[list[str], list[str]]:
+    """What the pipeline put through the model: each stored chunk's words, and each document's title and
+    subtitle once."""
     with store.read() as client:
-        return [Chunk(**r.payload).searched_text for r in scroll_all(client, chunk_collection(Category.ARTICLES))]
+        chunks = [Chunk(**r.payload) for r in scroll_all(client, chunk_collection(Category.ARTICLES))]
+    return [c.content for c in chunks], list(dict.fromkeys(filter(None, map(document_context, chunks))))
+
+
+def pipeline_vectors(embedder: Embedder, store: VectorStore) -> np.ndarray:
+    """The stored chunks' vectors as the pipeline makes them, with another embedder (fp32, say)."""
+    with store.read() as client:
+        chunks = [Chunk(**r.payload) for r in scroll_all(client, chunk_collection(Category.ARTICLES))]
+    return with_documents(embedder, embedder.embed([c.content for c in chunks]), list(map(document_context, chunks)))
+
+
+def run_pipeline(warehouse: Warehouse, store: VectorStore, embedder: Embedder, chunker: Chunker, users) -> None:
+    """Clean, chunk, embed and load every author's documents."""
+    for user in users:
+        with store.write() as client:
+            sync_cleaned_documents(warehouse, client, user)
+            sync_embedded_chunks(client, embedder, chunker, user)
 
 
 def main() -> None:
@@ -167,13 +186,14 @@ def main() -> None:
         chunker = Chunker(embedder.tokenizer, embedder.max_tokens, ChunkingConfig())
         store = VectorStore(home=str(home))
 
+        # A first pass, untimed, in a scratch store: the model meets every input shape once (its first
+        # encounter of a shape costs about a second in all), so the pipeline and the model alone are both
+        # timed warm.
+        run_pipeline(warehouse, VectorStore(home=str(home / "warm-up")), embedder, chunker, users)
+
         # 1. Our pipeline, end to end.
         started = time.perf_counter()
-        embedded_tokens = 0
-        for user in users:
-            with store.write() as client:
-                sync_cleaned_documents(warehouse, client, user)
-                embedded_tokens += sync_embedded_chunks(client, embedder, chunker, user).tokens_embedded
+        run_pipeline(warehouse, store, embedder, chunker, users)
         full_seconds = time.perf_counter() - started
         texts, links, vectors = stored_chunks(store)
         with store.read() as client:
@@ -186,10 +206,11 @@ def main() -> None:
                 "documents_per_s": (len(articles) - 1) / full_seconds}
         results["pipeline"] = ours
 
-        # 2. The limit: the model alone on the same texts (each chunk's searched text).
-        searched = searched_texts(store)
+        # 2. The limit: the model alone on the same texts (each chunk's words, each document's context).
+        words, contexts = embedded_texts(store)
         started = time.perf_counter()
-        embedder.embed(searched)
+        embedder.embed(words)
+        embedder.embed(contexts)
         limit_seconds = time.perf_counter() - started
         results["model_limit"] = {"seconds": limit_seconds, "tokens_per_s": covered / limit_seconds,
                                   "chunks_per_s": len(texts) / limit_seconds}
@@ -213,7 +234,7 @@ def main() -> None:
         queries = known_item_queries(warehouse)
         query_texts, answers = [q for q, _ in queries], [a for _, a in queries]
         fp32 = Embedder(home=str(home), backend="sentence-transformers", precision="fp32")
-        fp32_vectors = fp32.embed(searched_texts(store))  # what the pipeline embedded, in fp32
+        fp32_vectors = pipeline_vectors(fp32, store)  # what the pipeline embedded, in fp32
         results["quality"] = {
             "queries": len(queries),
             "fast": retrieval_quality(embedder.embed(query_texts), answers, vectors, links),

@@ -70,9 +70,9 @@ def is_heading(paragraph: str) -> bool:
 
 
 def searched_text(content: str, *context: str) -> str:
-    """What search embeds and indexes for a chunk: its document's title and subtitle and its section (or
-    file) above the author's text, so that a request in the title's words finds every chunk of it. The
-    stored and quoted text stays the author's alone."""
+    """What lexical search indexes for a chunk: its document's title and subtitle and its section (or file)
+    above the author's text, so that a request in the title's words finds every chunk of it (the dense
+    vector adds the document's own instead). The stored and quoted text stays the author's alone."""
     lines = [line.strip() for line in context if line.strip() and line.strip() not in content[:200]]
     return "\n".join([*dict.fromkeys(lines), content])
 
