@@ -142,11 +142,12 @@ def stored_chunks(store: VectorStore) -> tuple[list[str], list[str], np.ndarray]
 
 
 def embedded_texts(store: VectorStore) -> tuple[list[str], list[str]]:
-    """What the pipeline put through the model: each stored chunk's words, and each document's title and
-    subtitle once."""
+    """What the pipeline put through the model: the stored chunks' words (the same words once), and each
+    document's title and subtitle once."""
     with store.read() as client:
         chunks = [Chunk(**r.payload) for r in scroll_all(client, chunk_collection(Category.ARTICLES))]
-    return [c.content for c in chunks], list(dict.fromkeys(filter(None, map(document_context, chunks))))
+    return (list(dict.fromkeys(c.content for c in chunks)),
+            list(dict.fromkeys(filter(None, map(document_context, chunks)))))
 
 
 def pipeline_vectors(embedder: Embedder, store: VectorStore) -> np.ndarray:

@@ -202,8 +202,13 @@ def sync_embedded_chunks(client: QdrantClient, embedder: Embedder, chunker: Chun
                 if kept:
                     client.set_payload(name, payload={"document_hash": document.content_hash}, points=kept, wait=True)
         with report.timed("embed"):
-            vectors = embed_with_progress(embedder, [c.content for c in wanted], progress or ProgressReporter(),
+            words = [c.content for c in wanted]
+            distinct = list(dict.fromkeys(words))  # the same words in two documents (a cross-post) once
+            vectors = embed_with_progress(embedder, distinct, progress or ProgressReporter(),
                                           f"embedding {author.full_name}'s {category.value}")
+            if len(distinct) < len(words):
+                row = {text: index for index, text in enumerate(distinct)}
+                vectors = vectors[[row[text] for text in words]]
             if context:
                 vectors = with_documents(embedder, vectors, [document_context(c) for c in wanted])
         with report.timed("lexical"):
