@@ -25,7 +25,6 @@ RUN apt-get update \
     && rm -rf /var/lib/apt/lists/* \
     && useradd --uid 10001 --create-home twin
 COPY --from=build /opt/venv /opt/venv
-COPY workspace.yaml /app/
 ENV PATH=/opt/venv/bin:$PATH \
     TWIN_HOME=/data/twin \
     HF_HOME=/data/twin/huggingface \
