@@ -6,7 +6,7 @@ import dagster as dg
 import pytest
 
 from tests.fixtures.chain import prepared_home
-from tests.fixtures.servers import moto_s3, postgres_bin, postgres_cluster, s3_client
+from tests.fixtures.servers import moto_s3, postgres_cluster, postgres_missing, s3_client
 from tests.fixtures.site import fixture_site
 from tests.fixtures.tiny_models import tiny_base
 from twin_resources import HttpClient, Warehouse
@@ -136,8 +136,7 @@ def s3_endpoint(tmp_path_factory) -> str:
 @pytest.fixture(scope="session")
 def postgres() -> dict:
     """A PostgreSQL server for the session: the DAGSTER_PG_* variables that reach it."""
-    if postgres_bin() is None:
-        pytest.skip("PostgreSQL's server binaries are not installed (Debian: apt-get install postgresql; "
-                    ".ci/run installs them)")
+    if reason := postgres_missing():
+        pytest.skip(reason)
     with postgres_cluster() as variables:
         yield variables
