@@ -141,19 +141,20 @@ def stored_chunks(store: VectorStore) -> tuple[list[str], list[str], np.ndarray]
             np.array([r.vector[DENSE] for r in records], dtype=np.float32))
 
 
-def embedded_texts(store: VectorStore) -> tuple[list[str], list[str]]:
-    """What the pipeline put through the model: the stored chunks' words (the same words once), and each
-    document's title and subtitle once."""
+def article_chunks(store: VectorStore) -> list[Chunk]:
     with store.read() as client:
-        chunks = [Chunk(**r.payload) for r in scroll_all(client, chunk_collection(Category.ARTICLES))]
+        return [Chunk(**r.payload) for r in scroll_all(client, chunk_collection(Category.ARTICLES))]
+
+
+def embedded_texts(chunks: list[Chunk]) -> tuple[list[str], list[str]]:
+    """What the pipeline put through the model: the chunks' words (the same words once), and each document's
+    title and subtitle once."""
     return (list(dict.fromkeys(c.content for c in chunks)),
             list(dict.fromkeys(filter(None, map(document_context, chunks)))))
 
 
-def pipeline_vectors(embedder: Embedder, store: VectorStore) -> np.ndarray:
-    """The stored chunks' vectors as the pipeline makes them, with another embedder (fp32, say)."""
-    with store.read() as client:
-        chunks = [Chunk(**r.payload) for r in scroll_all(client, chunk_collection(Category.ARTICLES))]
+def pipeline_vectors(embedder: Embedder, chunks: list[Chunk]) -> np.ndarray:
+    """The chunks' vectors as the pipeline makes them, with another embedder (fp32, say)."""
     return with_documents(embedder, embedder.embed([c.content for c in chunks]), list(map(document_context, chunks)))
 
 
@@ -208,7 +209,7 @@ def main() -> None:
         results["pipeline"] = ours
 
         # 2. The limit: the model alone on the same texts (each chunk's words, each document's context).
-        words, contexts = embedded_texts(store)
+        words, contexts = embedded_texts(article_chunks(store))
         started = time.perf_counter()
         embedder.embed(words)
         embedder.embed(contexts)
@@ -235,7 +236,7 @@ def main() -> None:
         queries = known_item_queries(warehouse)
         query_texts, answers = [q for q, _ in queries], [a for _, a in queries]
         fp32 = Embedder(home=str(home), backend="sentence-transformers", precision="fp32")
-        fp32_vectors = pipeline_vectors(fp32, store)  # what the pipeline embedded, in fp32
+        fp32_vectors = pipeline_vectors(fp32, article_chunks(store))  # what the pipeline embedded, in fp32
         results["quality"] = {
             "queries": len(queries),
             "fast": retrieval_quality(embedder.embed(query_texts), answers, vectors, links),

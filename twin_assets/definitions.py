@@ -24,14 +24,15 @@ RERANKER = dg.AssetSelection.assets(retrieval.reranker_model)
 def build_definitions(resources: dict | None = None, gpu: bool | None = None) -> dg.Definitions:
     """The graph with `resources` (default: configured from the settings). The model IO manager follows the
     registry given, unless one is given too."""
-    gpu = load_settings().gpu_assets if gpu is None else gpu
+    settings = load_settings()
+    gpu = settings.gpu_assets if gpu is None else gpu
     resources = resources if resources is not None else resources_from_env()
     if "model_io" not in resources and "model_registry" in resources:
         resources = {**resources, "model_io": ModelVersionIOManager(model_registry=resources["model_registry"])}
     if "alerts" not in resources:
         resources = {**resources, "alerts": slack_alerts(in_dagster=True)}
     unavailable = dg.AssetSelection.all() - GPU_ASSETS if not gpu else dg.AssetSelection.all()
-    cluster = load_settings().deployment == "cluster"
+    cluster = settings.deployment == "cluster"
     model_wide = dg.AssetSelection.groups("models") & unavailable
     jobs = [
         dg.define_asset_job("main_job", selection=unavailable - RERANKER,
@@ -52,7 +53,7 @@ def build_definitions(resources: dict | None = None, gpu: bool | None = None) ->
         dg.define_asset_job("reranker_job", selection=RERANKER,
                             description="Fine-tune the cross-encoder reranker on every author's chunks."),
     ]
-    sensors = [build_alerts_sensor(load_settings().serve.dagster_url)]
+    sensors = [build_alerts_sensor(settings.serve.dagster_url)]
     if not cluster:
         sensors.append(build_dead_runs_sensor())
     return dg.Definitions.merge(

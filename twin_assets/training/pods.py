@@ -6,6 +6,7 @@ the dataset and the staging directory are the same paths on both sides."""
 import os
 
 import dagster as dg
+from dagster_k8s import PipesK8sClient
 
 from twin_resources.settings import TwinSettings
 
@@ -54,8 +55,6 @@ def pod_environment(env: dict[str, str]) -> dict[str, str]:
 def run_trainer(pipes: dg.PipesClient, context: dg.AssetExecutionContext, command: list[str], extras: dict,
                 env: dict[str, str], settings: TwinSettings):
     """Run the trainer through `pipes`: a child process here, or a pod of its own for `PipesK8sClient`."""
-    from dagster_k8s import PipesK8sClient
-
     if isinstance(pipes, PipesK8sClient):
         module = command[command.index("-m") + 1]
         return pipes.run(context=context, image=settings.trainer_image, command=["python", "-m", module],

@@ -64,7 +64,8 @@ def train_stage(context: dg.AssetExecutionContext, stage: str, config: TrainingC
         raise dg.Failure(f"the {stage} dataset {dataset.short} has no train samples: nothing to learn from "
                          "(see its card: twin datasets show)")
     settings = {stage: config.section(stage), "lora": config.section("lora"), "qlora": config.qlora}
-    trainer = config.trainer or load_settings().trainer
+    environment = load_settings()
+    trainer = config.trainer or environment.trainer
     command, env = trainer_command(trainer)
     recipe = recipe_hash(stage, TRAINER_VERSION, trainer, start.version, dataset.version,
                          json.dumps(settings, sort_keys=True))
@@ -77,7 +78,7 @@ def train_stage(context: dg.AssetExecutionContext, stage: str, config: TrainingC
         extras = {"stage": stage, "model": str(start.path), "data": str(dataset.path), "output": str(staged),
                   "chat_template": CHAT_TEMPLATE, "progress_bar": progress_bar, **settings}
         try:
-            run_trainer(pipes, context, command, extras, env, load_settings())
+            run_trainer(pipes, context, command, extras, env, environment)
         except Exception as error:  # Dagster's DagsterPipesExecutionError is not public API
             failure = staged / "failure.txt"
             reason = failure.read_text().strip() if failure.is_file() else _reason(error)
